@@ -1,0 +1,206 @@
+"""Grounding: does the answer rest on evidence, and does it admit when there is none?
+
+- :func:`uncertainty_acknowledged` — the text contains an acknowledging phrase, matched on word
+  boundaries (never as a bare substring: "estimated" does not fire on "underestimated").
+- :func:`tool_provided_data` — a tool returned without error and with real output.
+- :func:`source_to_response_ratio` — distinct distinctive tokens of the response divided by the
+  distinct distinctive tokens of all usable sources together (may exceed 1).
+- :func:`grounding_status` — grounded / context_ignored / acknowledged_gap / ungrounded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ragprov.semconv.attributes import RagGroundingStatusValues
+from ragprov.signals.defaults import (
+    DEFAULT_NO_RESULT_PATTERNS,
+    DEFAULT_TOOL_ERROR_PREFIXES,
+    DEFAULT_UNCERTAINTY_PATTERNS,
+    EMPTY_TOOL_OUTPUTS,
+    MAX_TOKENIZE_CHARS,
+    NO_RESULT_MAX_CHARS,
+)
+from ragprov.signals.tokens import HashArray, TextFingerprint, coerce_text
+
+GROUNDED = RagGroundingStatusValues.GROUNDED.value
+CONTEXT_IGNORED = RagGroundingStatusValues.CONTEXT_IGNORED.value
+ACKNOWLEDGED_GAP = RagGroundingStatusValues.ACKNOWLEDGED_GAP.value
+UNGROUNDED = RagGroundingStatusValues.UNGROUNDED.value
+
+_APOSTROPHES = "['’‘ʼ`]"
+#: Mapping keys whose empty value means "the tool found nothing".
+_RESULT_KEYS = ("results", "result", "documents", "data", "items", "hits", "records", "matches")
+_ERROR_KEYS = ("error", "errors", "exception")
+_JSON_PARSE_MAX_CHARS = 10_000
+
+
+def _phrase_regex(phrase: str) -> str:
+    """One phrase as a regex: literal text, any apostrophe for ', any whitespace run for spaces."""
+    words = [re.escape(word).replace("'", _APOSTROPHES) for word in phrase.split()]
+    return r"\s+".join(words)
+
+
+@lru_cache(maxsize=32)
+def compile_phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Case-insensitive word-bounded alternation of ``phrases`` (None when there are none)."""
+    parts = [_phrase_regex(phrase) for phrase in phrases if phrase.strip()]
+    if not parts:
+        return None
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)", re.IGNORECASE)
+
+
+def uncertainty_acknowledged(
+    text: Any, *, patterns: Iterable[str] | re.Pattern[str] = DEFAULT_UNCERTAINTY_PATTERNS
+) -> bool:
+    """True when ``text`` acknowledges missing evidence ("I couldn't find …", "estimated" …).
+
+    ``patterns`` are phrases (see :data:`DEFAULT_UNCERTAINTY_PATTERNS`) or a compiled regex.
+    Only the first MAX_TOKENIZE_CHARS characters are searched.
+    """
+    regex = patterns if isinstance(patterns, re.Pattern) else compile_phrases(tuple(patterns))
+    if regex is None:
+        return False
+    return regex.search(coerce_text(text)[:MAX_TOKENIZE_CHARS]) is not None
+
+
+def tool_provided_data(
+    output: Any,
+    *,
+    error: object = None,
+    no_result_patterns: Iterable[str] = DEFAULT_NO_RESULT_PATTERNS,
+    error_prefixes: Sequence[str] = DEFAULT_TOOL_ERROR_PREFIXES,
+    no_result_max_chars: int = NO_RESULT_MAX_CHARS,
+) -> bool:
+    """True when a tool call returned data: no ``error`` (an exception, an error flag or message),
+    and an output that is not None, empty, an empty container, an error message ("Error: …") or a
+    short "no results" message. Never raises.
+    """
+    if error is not None and error is not False and error != "":
+        return False
+    try:
+        return _has_data(
+            output, tuple(no_result_patterns), tuple(error_prefixes), no_result_max_chars
+        )
+    except Exception:  # a hostile object (raising __len__/__str__) is not data we can vouch for
+        return False
+
+
+def _has_data(
+    output: Any, no_result: tuple[str, ...], error_prefixes: tuple[str, ...], max_chars: int
+) -> bool:
+    if output is None:
+        return False
+    if isinstance(output, Mapping):
+        return _mapping_has_data(output)
+    if isinstance(output, (list, tuple, set, frozenset)):
+        return len(output) > 0
+    text = coerce_text(output).strip()
+    if not text or text.casefold() in EMPTY_TOOL_OUTPUTS:
+        return False
+    lowered = text[:100].casefold()
+    if any(lowered.startswith(prefix.casefold()) for prefix in error_prefixes):
+        return False
+    if len(text) <= _JSON_PARSE_MAX_CHARS and text[0] in "[{":
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, (Mapping, list)):
+            return _has_data(parsed, no_result, error_prefixes, max_chars)
+    regex = compile_phrases(no_result)
+    if len(text) <= max_chars and regex is not None:
+        match = regex.search(text)
+        if match is not None and not re.search(r"\w", text[: match.start()]):
+            return False
+    return True
+
+
+def _mapping_has_data(output: Mapping[Any, Any]) -> bool:
+    if not output:
+        return False
+    if any(output.get(key) for key in _ERROR_KEYS):
+        return False
+    result_values = [output[key] for key in _RESULT_KEYS if key in output]
+    return not result_values or not all(_is_empty(value) for value in result_values)
+
+
+def _is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes, list, tuple, set, frozenset, Mapping)):
+        return len(value) == 0
+    return False
+
+
+def source_to_response_ratio(
+    response: TextFingerprint | None, sources: Sequence[TextFingerprint | None]
+) -> float | None:
+    """Distinct distinctive tokens of ``response`` / those of all ``sources`` together.
+
+    None when the response is unknown or the sources have no distinctive tokens. Above 1 means the
+    answer says more (in distinct terms) than all of its evidence.
+    """
+    if response is None:
+        return None
+    hashes = [source.hashes for source in sources if source is not None and source.token_count]
+    if not hashes:
+        return None
+    return response.token_count / _distinct_count(hashes)
+
+
+def _distinct_count(arrays: list[HashArray]) -> int:
+    """Number of distinct values across sorted-unique arrays (sort + count of changes; faster
+    than np.unique for this size)."""
+    if len(arrays) == 1:
+        return int(arrays[0].size)
+    merged = np.sort(np.concatenate(arrays))
+    return 1 + int(np.count_nonzero(merged[1:] != merged[:-1]))
+
+
+def grounding_status(
+    *,
+    usable_data: bool,
+    evidence_used: bool | None,
+    uncertainty_acknowledged: bool,
+    output_empty: bool = False,
+) -> str | None:
+    """Grounding of one output, first rule that applies:
+
+    1. empty output → None (nothing to judge);
+    2. no usable data → acknowledged_gap if acknowledged, else ungrounded;
+    3. evidence used → grounded;
+    4. acknowledged → acknowledged_gap (data was there but did not answer the question);
+    5. use not measurable (output without distinctive tokens) → None;
+    6. otherwise → context_ignored.
+    """
+    if output_empty:
+        return None
+    if not usable_data:
+        return ACKNOWLEDGED_GAP if uncertainty_acknowledged else UNGROUNDED
+    if evidence_used:
+        return GROUNDED
+    if uncertainty_acknowledged:
+        return ACKNOWLEDGED_GAP
+    if evidence_used is None:
+        return None
+    return CONTEXT_IGNORED
+
+
+@dataclass(frozen=True, slots=True)
+class GroundingResult:
+    """Grounding signals of one step output."""
+
+    status: str | None
+    uncertainty_acknowledged: bool
+    tool_provided_data: bool | None
+    usable_data: bool
+    evidence_used: bool | None
+    source_to_response_ratio: float | None

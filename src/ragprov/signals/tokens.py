@@ -1,0 +1,269 @@
+"""Distinctive tokens and text fingerprints.
+
+Every text-based signal (utilisation, lexical similarity, the quality heuristic, lengths) works
+on *distinctive tokens*: lower-cased words of 4+ letters that are not stop words, plus every token
+containing a digit, with numbers normalised so that "$12.4M", "12.4m", "12.4 M" and
+"12.4 million" are one token and "26.6%" stays one token.
+
+The span processor keeps no text: it turns each chunk and answer into a :class:`TextFingerprint`
+(the sorted unique 64-bit blake2b hashes of the tokens, plus a few length/edge facts) and drops
+the text. All signal functions work from fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ragprov.signals.defaults import MAX_TOKENIZE_CHARS, MIN_TOKEN_LETTERS, TOKEN_HASH_CACHE_SIZE
+
+HashArray = npt.NDArray[np.uint64]
+
+_CURRENCY = "$€£¥₹"
+# Combining marks that Python's \w does not match but that sit inside words: Latin diacritics
+# left over after NFKC, Arabic harakat, Indic vowel signs (danda U+0964/5 excluded), Thai marks.
+_MARKS = (
+    "\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670"
+    "\u0900-\u0963\u0966-\u0dff\u0e31\u0e34-\u0e3a\u0e47-\u0e4e"
+)
+_SUFFIXES = r"thousand|million|billion|trillion|bn|mn|k|m|b|t"
+# One alternation, tried left to right at each position:
+#   1. a number: optional currency, digits with optional thousands groups and decimals, then an
+#      optional "%" or magnitude suffix (one optional space before it), not glued to more letters;
+#   2. any run of word characters (letters, digits, underscore, combining marks).
+_TOKEN_RE = re.compile(
+    rf"[{_CURRENCY}]?\d+(?:,\d{{3}})*(?:\.\d+)*"
+    rf"(?: ?%| ?(?:{_SUFFIXES})(?![\w{_MARKS}]))?(?![\w{_MARKS}])"
+    rf"|[\w{_MARKS}]+"
+)
+_NUMBER_PARTS_RE = re.compile(rf"[{_CURRENCY}]?(\d[\d,.]*) ?(.*)")
+_DIGIT_RE = re.compile(r"\d")
+_SUFFIX_CANONICAL = {
+    "thousand": "k",
+    "million": "m",
+    "mn": "m",
+    "billion": "b",
+    "bn": "b",
+    "trillion": "t",
+}
+_CLEAN_START_PUNCTUATION = frozenset("\"'“‘«([{#*-–—•>|`¿¡")
+_CLOSING_PUNCTUATION = "\"'”’»)]}*`"
+_SENTENCE_END = frozenset(".!?…。！？|")
+
+#: English function words of 4+ letters (shorter words are dropped by length anyway).
+_STOP_WORDS_TEXT = """
+    about above according across actually after again against almost along already also although
+    always among amongst another anyone anything anyway anywhere around away back based became
+    because become becomes been before being below beside besides between beyond both cannot
+    could does doing done down during each either else elsewhere enough even ever every
+    everyone everything except few from further furthermore given goes going gone have having
+    hence here hereby herein hers herself himself however into itself just last least less like
+    likely made mainly make many maybe might mine more moreover most mostly much must myself
+    near nearly neither never nevertheless next none nobody noone nothing onto other others
+    otherwise ours ourselves over own perhaps please quite rather really said same several shall
+    should since some somehow someone something sometimes somewhere still such than that their
+    theirs them themselves then there thereby therefore these they this those though through
+    throughout thus together toward towards under unless unlike until upon used using very
+    want wants well were what whatever when whenever where whereas whereby wherever whether
+    which while whilst whom whose will with within without would your yours yourself yourselves
+"""
+STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TextFingerprint:
+    """What the signals need to know about a text, without the text.
+
+    ``hashes`` are the sorted, unique, read-only uint64 hashes of the distinctive tokens.
+    ``char_count`` is the length of the (NFKC-normalised, stripped) text, ``word_count`` the number
+    of word/number runs in it (stop words and short words included). ``starts_clean`` and
+    ``ends_clean`` say whether the text begins and ends at a sentence boundary (heuristic quality).
+    ``truncated`` is true when only the first MAX_TOKENIZE_CHARS characters were tokenized.
+    """
+
+    hashes: HashArray
+    char_count: int = 0
+    word_count: int = 0
+    starts_clean: bool = False
+    ends_clean: bool = False
+    truncated: bool = False
+
+    @property
+    def token_count(self) -> int:
+        """Number of distinct distinctive tokens."""
+        return int(self.hashes.size)
+
+    @property
+    def is_empty(self) -> bool:
+        """True for an empty (or whitespace-only) text."""
+        return self.char_count == 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TextFingerprint):
+            return NotImplemented
+        return (
+            self.char_count == other.char_count
+            and self.word_count == other.word_count
+            and self.starts_clean == other.starts_clean
+            and self.ends_clean == other.ends_clean
+            and self.truncated == other.truncated
+            and np.array_equal(self.hashes, other.hashes)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.char_count, self.word_count, self.hashes.tobytes()))
+
+
+def _frozen(array: HashArray) -> HashArray:
+    array.setflags(write=False)
+    return array
+
+
+EMPTY_HASHES: HashArray = _frozen(np.empty(0, dtype=np.uint64))
+#: The fingerprint of an empty text (and of None).
+EMPTY_FINGERPRINT = TextFingerprint(hashes=EMPTY_HASHES)
+
+
+def coerce_text(value: Any) -> str:
+    """Any input as text: None -> "", bytes -> UTF-8 (invalid bytes replaced), else ``str()``.
+
+    Never raises: an object whose ``__str__`` fails becomes "".
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return str(value)
+    except Exception:
+        return ""
+
+
+def normalise_text(text: str) -> str:
+    """NFKC (folds ligatures, full-width forms, composes accents), then Unicode case folding."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _normalise_token(raw: str, min_letters: int) -> str | None:
+    """The distinctive form of one matched run, or None when it is not distinctive."""
+    if raw.isalpha():
+        return raw if len(raw) >= min_letters and raw not in STOP_WORDS else None
+    first = raw[0]
+    if first in _CURRENCY or first.isdigit():
+        return _normalise_number(raw)
+    if _DIGIT_RE.search(raw):
+        return raw.strip("_") or None
+    word = raw.strip("_")
+    return word if len(word) >= min_letters and word not in STOP_WORDS else None
+
+
+def _normalise_number(raw: str) -> str:
+    """'$12,400.50 M' -> '12400.5m': no currency, no separators, no trailing decimal zeros."""
+    match = _NUMBER_PARTS_RE.fullmatch(raw)
+    if match is None:  # pragma: no cover - the token regex only produces matching numbers
+        return raw
+    number, suffix = match.group(1).replace(",", ""), match.group(2)
+    if number.count(".") == 1:
+        number = number.rstrip("0").rstrip(".") or "0"
+    return number + _SUFFIX_CANONICAL.get(suffix, suffix)
+
+
+def _raw_tokens(text: str) -> tuple[list[str], bool]:
+    truncated = len(text) > MAX_TOKENIZE_CHARS
+    if truncated:
+        text = text[:MAX_TOKENIZE_CHARS]
+    return _TOKEN_RE.findall(normalise_text(text)), truncated
+
+
+def distinctive_tokens(text: Any, *, min_letters: int = MIN_TOKEN_LETTERS) -> frozenset[str]:
+    """The distinct distinctive tokens of a text (readable form; fingerprints hash these)."""
+    raw, _ = _raw_tokens(coerce_text(text))
+    tokens = (_normalise_token(token, min_letters) for token in set(raw))
+    return frozenset(token for token in tokens if token)
+
+
+def token_hash(token: str) -> int:
+    """Stable 64-bit hash of a token: blake2b, 8-byte digest, little-endian (not salted hash())."""
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+# raw run -> hash of its distinctive form, or -1 when it is not distinctive. Bounded: cleared when
+# full. Plain dict operations are atomic under the GIL, so threads may share it.
+_RAW_HASH_CACHE: dict[str, int] = {}
+
+
+def _raw_hash(raw: str, min_letters: int) -> int:
+    cached = _RAW_HASH_CACHE.get(raw) if min_letters == MIN_TOKEN_LETTERS else None
+    if cached is not None:
+        return cached
+    token = _normalise_token(raw, min_letters)
+    value = token_hash(token) if token else -1
+    if min_letters == MIN_TOKEN_LETTERS:
+        if len(_RAW_HASH_CACHE) >= TOKEN_HASH_CACHE_SIZE:
+            _RAW_HASH_CACHE.clear()
+        _RAW_HASH_CACHE[raw] = value
+    return value
+
+
+def hash_tokens(tokens: Iterable[str]) -> HashArray:
+    """Sorted unique read-only uint64 hashes of already-normalised tokens."""
+    hashes = np.fromiter((token_hash(token) for token in tokens), dtype=np.uint64)
+    return _frozen(_sorted_unique(hashes))
+
+
+def fingerprint(text: Any, *, min_letters: int = MIN_TOKEN_LETTERS) -> TextFingerprint:
+    """Fingerprint a text (str, bytes, None or anything with ``str()``). Never raises."""
+    source = unicodedata.normalize("NFKC", coerce_text(text)).strip()
+    if not source:
+        return EMPTY_FINGERPRINT
+    raw, truncated = _raw_tokens(source)
+    values = [value for value in (_raw_hash(r, min_letters) for r in set(raw)) if value >= 0]
+    hashes = _sorted_unique(np.array(values, dtype=np.uint64)) if values else EMPTY_HASHES
+    return TextFingerprint(
+        hashes=_frozen(hashes),
+        char_count=len(source),
+        word_count=len(raw),
+        starts_clean=_starts_clean(source),
+        ends_clean=_ends_clean(source),
+        truncated=truncated,
+    )
+
+
+def _sorted_unique(values: HashArray) -> HashArray:
+    """Sorted unique values (sort + drop repeats; faster than np.unique for small arrays)."""
+    values = np.sort(values)
+    if values.size > 1:
+        repeats = values[1:] == values[:-1]
+        if repeats.any():
+            values = values[np.concatenate(([True], ~repeats))]
+    return values
+
+
+def fingerprint_all(texts: Iterable[Any]) -> tuple[TextFingerprint, ...]:
+    """Fingerprint several texts (convenience for callers that hold a list)."""
+    return tuple(fingerprint(text) for text in texts)
+
+
+def _starts_clean(text: str) -> bool:
+    """A text starts at a sentence boundary unless it opens with a lower-case letter or with
+    mid-sentence punctuation (",", ";", ")" ...)."""
+    first = text[0]
+    if first.isalpha():
+        return not first.islower()
+    return first.isdigit() or first in _CLEAN_START_PUNCTUATION
+
+
+def _ends_clean(text: str) -> bool:
+    """A text ends at a sentence boundary when its last character, ignoring closing quotes and
+    brackets, ends a sentence (".", "!", "?", "…", CJK full stops, or a table pipe)."""
+    stripped = text.rstrip(_CLOSING_PUNCTUATION + " \t\r\n")
+    return bool(stripped) and stripped[-1] in _SENTENCE_END
