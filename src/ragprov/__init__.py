@@ -1,10 +1,36 @@
-"""ragprov: OpenTelemetry provenance, lineage and grounding signals for RAG and agents."""
+"""ragprov: OpenTelemetry provenance, lineage and grounding signals for RAG and agents.
 
+The public names below are imported on first use, so ``import ragprov`` (which
+``opentelemetry-instrument`` does at start-up through the entry points) stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("ragprov")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from ragprov.lineage import step
+    from ragprov.processor import ProvenanceSpanProcessor
+
+_LAZY = {
+    "step": "ragprov.lineage",
+    "ProvenanceSpanProcessor": "ragprov.processor",
+}
+
+__all__ = ["ProvenanceSpanProcessor", "__version__", "step"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ragprov' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

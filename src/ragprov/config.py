@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
-from ragprov.signals import defaults
+from ragprov import lineage, sidechannel, trace_state
+from ragprov.signals import Thresholds, defaults
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ _OTEL_CONTENT_MODES = {
     "span_and_event": True,
     "no_content": False,
 }
+
+
+#: Ended spans waiting for the processor's worker; beyond it spans are exported unenriched.
+DEFAULT_MAX_QUEUE_SIZE = 65_536
 
 
 class ConfigError(ValueError):
@@ -69,6 +74,20 @@ def _parse_unit_interval(raw: str) -> float:
     return value
 
 
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 1:
+        raise ValueError
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError
+    return value
+
+
 def _parse_phrases(raw: str) -> tuple[str, ...]:
     """A JSON array of phrases (JSON, because a phrase may contain any separator)."""
     phrases = json.loads(raw)
@@ -80,6 +99,8 @@ def _parse_phrases(raw: str) -> tuple[str, ...]:
 
 
 _UNIT = "a number between 0 and 1"
+_COUNT = "a whole number of at least 1"
+_SECONDS = "a number of seconds above 0"
 _PHRASES = 'a JSON array of non-empty phrases, e.g. ["no data was found"]'
 
 _OPTIONS: dict[str, _Option[Any]] = {
@@ -93,6 +114,15 @@ _OPTIONS: dict[str, _Option[Any]] = {
     "utilisation_diagnosis_threshold": _Option(
         "RAGPROV_UTILISATION_DIAGNOSIS_THRESHOLD", _parse_unit_interval, _UNIT
     ),
+    "content_match_threshold": _Option(
+        "RAGPROV_CONTENT_MATCH_THRESHOLD", _parse_unit_interval, _UNIT
+    ),
+    "max_traces": _Option("RAGPROV_MAX_TRACES", _parse_positive_int, _COUNT),
+    "max_state_bytes": _Option("RAGPROV_MAX_STATE_BYTES", _parse_positive_int, _COUNT),
+    "trace_ttl_seconds": _Option("RAGPROV_TRACE_TTL_SECONDS", _parse_positive_float, _SECONDS),
+    "max_queue_size": _Option("RAGPROV_MAX_QUEUE_SIZE", _parse_positive_int, _COUNT),
+    "max_pending_spans": _Option("RAGPROV_MAX_PENDING_SPANS", _parse_positive_int, _COUNT),
+    "max_pending_chars": _Option("RAGPROV_MAX_PENDING_CHARS", _parse_positive_int, _COUNT),
     "uncertainty_patterns": _Option("RAGPROV_UNCERTAINTY_PATTERNS", _parse_phrases, _PHRASES),
     "extra_uncertainty_patterns": _Option(
         "RAGPROV_EXTRA_UNCERTAINTY_PATTERNS", _parse_phrases, _PHRASES
@@ -111,8 +141,28 @@ class Settings:
     lexical_redundancy_threshold: float = defaults.LEXICAL_REDUNDANCY_THRESHOLD
     quality_threshold: float = defaults.QUALITY_THRESHOLD
     utilisation_diagnosis_threshold: float = defaults.UTILISATION_DIAGNOSIS_THRESHOLD
+    content_match_threshold: float = lineage.CONTENT_MATCH_THRESHOLD
+    max_traces: int = trace_state.DEFAULT_MAX_TRACES
+    max_state_bytes: int = trace_state.DEFAULT_MAX_BYTES
+    trace_ttl_seconds: float = trace_state.DEFAULT_TTL_SECONDS
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    max_pending_spans: int = sidechannel.DEFAULT_MAX_PENDING_SPANS
+    max_pending_chars: int = sidechannel.DEFAULT_MAX_PENDING_CHARS
     uncertainty_patterns: tuple[str, ...] = defaults.DEFAULT_UNCERTAINTY_PATTERNS
     extra_uncertainty_patterns: tuple[str, ...] = field(default=())
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The signal thresholds in the form the signals engine takes."""
+        return Thresholds(
+            utilisation=self.utilisation_threshold,
+            diversity_gate=self.diversity_gate,
+            redundancy=self.redundancy_threshold,
+            lexical_redundancy=self.lexical_redundancy_threshold,
+            quality=self.quality_threshold,
+            diagnosis_diversity=self.diversity_gate,
+            diagnosis_utilisation=self.utilisation_diagnosis_threshold,
+        )
 
     @property
     def all_uncertainty_patterns(self) -> tuple[str, ...]:
