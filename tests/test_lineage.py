@@ -203,13 +203,24 @@ def test_inject_ancestors_without_scope_leaves_baggage_empty() -> None:
         assert lineage.ancestors_from_baggage(lineage.inject_ancestors()) == ()
 
 
-def test_scope_is_bounded() -> None:
+def test_scope_bounds_retrievals_and_steps_separately() -> None:
     with lineage.new_scope():
-        for index in range(lineage.MAX_SCOPE_ENTRIES + 10):
+        lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, "r", 1, 1, 0.0))
+        for index in range(lineage.MAX_SCOPE_STEPS + 10):
+            lineage.note(lineage.ScopeEntry(lineage.STEP, str(index), 1, index, 0.0))
+        scope = lineage.scope_snapshot(now=1.0)
+    assert [entry.record_id for entry in scope if entry.kind == lineage.RETRIEVAL] == ["r"]
+    steps = [entry.record_id for entry in scope if entry.kind == lineage.STEP]
+    assert steps == [str(index) for index in range(10, lineage.MAX_SCOPE_STEPS + 10)]
+
+
+def test_scope_keeps_the_most_recent_retrievals() -> None:
+    with lineage.new_scope():
+        for index in range(lineage.MAX_SCOPE_RETRIEVALS + 5):
             lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, str(index), 1, index, 0.0))
         scope = lineage.scope_snapshot(now=1.0)
-        assert len(scope) == lineage.MAX_SCOPE_ENTRIES
-        assert scope[-1].record_id == str(lineage.MAX_SCOPE_ENTRIES + 9)
+    assert len(scope) == lineage.MAX_SCOPE_RETRIEVALS
+    assert scope[0].record_id == "5"
 
 
 def test_old_scope_entries_are_not_offered() -> None:

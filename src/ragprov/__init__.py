@@ -16,15 +16,19 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
+    from ragprov.feedback import record_feedback
+    from ragprov.install import configure
     from ragprov.lineage import step
     from ragprov.processor import ProvenanceSpanProcessor
 
 _LAZY = {
+    "configure": "ragprov.install",
+    "record_feedback": "ragprov.feedback",
     "step": "ragprov.lineage",
     "ProvenanceSpanProcessor": "ragprov.processor",
 }
 
-__all__ = ["ProvenanceSpanProcessor", "__version__", "step"]
+__all__ = ["ProvenanceSpanProcessor", "__version__", "configure", "record_feedback", "step"]
 
 
 def __getattr__(name: str) -> Any:

@@ -39,6 +39,10 @@ from ragprov.trace_state import RetrievalRecord, StepRecord, TraceStore
 
 RETRIEVAL = "retrieval"
 STEP = "step"
+#: A step is compared with at most this many of the latest retrievals and steps of its trace
+#: (plus its scope), so that a long agent trace costs linear, not quadratic, time.
+MAX_CANDIDATE_RETRIEVALS = 64
+MAX_CANDIDATE_STEPS = 32
 
 
 @dataclass(slots=True)
@@ -338,8 +342,12 @@ class Enricher:
         that serves several requests must not leak between them.
         """
         trace = self.store.trace(context.trace_id)
-        retrieval_ids = list(trace.retrieval_set_ids)
-        step_ids = [step_id for step_id in trace.step_ids if step_id != item.record_id]
+        retrieval_ids = trace.retrieval_set_ids[-MAX_CANDIDATE_RETRIEVALS:]
+        step_ids = [
+            step_id
+            for step_id in trace.step_ids[-MAX_CANDIDATE_STEPS:]
+            if step_id != item.record_id
+        ]
         for entry in item.scope:
             if not item.is_local_root and entry.trace_id != context.trace_id:
                 continue

@@ -45,8 +45,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Scope entries this old are not offered as ancestors (seconds).
 SCOPE_TTL_SECONDS = 600.0
-#: The scope keeps this many most recent retrievals.
-MAX_SCOPE_ENTRIES = 64
+#: The scope keeps this many most recent retrievals, and this many most recent steps.
+MAX_SCOPE_RETRIEVALS = 64
+MAX_SCOPE_STEPS = 16
 #: A chunk (or an earlier step's output) is found in a step's input when at least this share of
 #: its distinctive tokens occurs there. Higher than the utilisation threshold: a prompt quotes its
 #: context nearly verbatim, while a query that merely shares vocabulary must not match.
@@ -85,8 +86,11 @@ class StepContext:
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "ragprov_current_step", default=None
 )
-_scope: contextvars.ContextVar[tuple[ScopeEntry, ...]] = contextvars.ContextVar(
+_retrieval_scope: contextvars.ContextVar[tuple[ScopeEntry, ...]] = contextvars.ContextVar(
     "ragprov_retrieval_scope", default=()
+)
+_step_scope: contextvars.ContextVar[tuple[ScopeEntry, ...]] = contextvars.ContextVar(
+    "ragprov_step_scope", default=()
 )
 
 
@@ -97,20 +101,29 @@ def current_step_id() -> str | None:
 
 
 def note(entry: ScopeEntry) -> None:
-    """Append a finished retrieval or step to this context's scope (bounded, oldest dropped)."""
-    scope = _scope.get()
-    if len(scope) >= MAX_SCOPE_ENTRIES:
-        scope = scope[len(scope) - MAX_SCOPE_ENTRIES + 1 :]
-    _scope.set((*scope, entry))
+    """Append a finished retrieval or step to this context's scope (bounded, oldest dropped).
+
+    Retrievals and steps are bounded separately, so a long chain of steps in one thread never
+    pushes the retrievals they read out of the scope.
+    """
+    variable, limit = (
+        (_retrieval_scope, MAX_SCOPE_RETRIEVALS)
+        if entry.kind == RETRIEVAL
+        else (_step_scope, MAX_SCOPE_STEPS)
+    )
+    scope = variable.get()
+    if len(scope) >= limit:
+        scope = scope[len(scope) - limit + 1 :]
+    variable.set((*scope, entry))
 
 
 def scope_snapshot(now: float | None = None) -> tuple[ScopeEntry, ...]:
-    """This context's retrievals that are recent enough to be ancestors, oldest first."""
-    scope = _scope.get()
+    """This context's retrievals, then steps, recent enough to be ancestors; oldest first."""
+    scope = _retrieval_scope.get() + _step_scope.get()
     if not scope:
         return scope
     cutoff = (time.monotonic() if now is None else now) - SCOPE_TTL_SECONDS
-    if scope[0].ended_at >= cutoff:
+    if all(entry.ended_at >= cutoff for entry in scope):
         return scope
     return tuple(entry for entry in scope if entry.ended_at >= cutoff)
 
@@ -118,11 +131,12 @@ def scope_snapshot(now: float | None = None) -> tuple[ScopeEntry, ...]:
 @contextmanager
 def new_scope() -> Iterator[None]:
     """Run a block with an empty retrieval scope (e.g. one request in a shared worker thread)."""
-    token = _scope.set(())
+    retrievals, steps = _retrieval_scope.set(()), _step_scope.set(())
     try:
         yield
     finally:
-        _scope.reset(token)
+        _step_scope.reset(steps)
+        _retrieval_scope.reset(retrievals)
 
 
 def inject_ancestors(context: Context | None = None) -> Context:
