@@ -272,3 +272,30 @@ def test_processor_stats_count_enriched_spans(pipeline: Pipeline) -> None:
     stats = pipeline.processor.stats()
     assert stats["spans_enqueued"] == 1
     assert stats["spans_enriched"] == 1
+
+
+def test_counters_are_exported_as_otel_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    monkeypatch.setattr(metrics, "get_meter", MeterProvider(metric_readers=[reader]).get_meter)
+    pipeline = make_pipeline()
+    with lineage.new_scope():
+        retrieve(pipeline.tracer, scenarios.DIVERSE)
+    pipeline.spans()
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        (metric.name, tuple(sorted(dict(point.attributes or {}).items()))): point.value
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        for point in metric.data.data_points  # type: ignore[union-attr]
+    }
+    assert points[("ragprov.processor.spans", (("ragprov.outcome", "enriched"),))] == 1
+    assert (
+        points[("ragprov.processor.evictions", (("ragprov.bound", "traces_evicted_by_age"),))] == 0
+    )
+    pipeline.provider.shutdown()

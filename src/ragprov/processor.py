@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from opentelemetry import metrics
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -98,6 +99,48 @@ class ProvenanceSpanProcessor(SpanProcessor):
             ttl_seconds=self.settings.trace_ttl_seconds,
         )
         sidechannel.attach_consumer()
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        """Expose the counters as OTel metrics, read at collection time (not on the hot path)."""
+        try:
+            meter = metrics.get_meter("ragprov")
+            meter.create_observable_counter(
+                "ragprov.processor.spans",
+                callbacks=[self._observe_spans],
+                unit="{span}",
+                description="Spans handled by the provenance processor, by outcome.",
+            )
+            meter.create_observable_counter(
+                "ragprov.processor.evictions",
+                callbacks=[self._observe_evictions],
+                unit="{eviction}",
+                description="State evicted by a documented bound (traces, side-channel text).",
+            )
+        except Exception:
+            self._log_once("metrics", "ragprov: could not register the processor's metrics")
+
+    def _observe_spans(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        stats = self._stats
+        return [
+            metrics.Observation(stats.spans_enriched, {"ragprov.outcome": "enriched"}),
+            metrics.Observation(
+                stats.spans_forwarded_unenriched_queue_full,
+                {"ragprov.outcome": "unenriched_queue_full"},
+            ),
+            metrics.Observation(
+                stats.spans_forwarded_unenriched_error, {"ragprov.outcome": "unenriched_error"}
+            ),
+        ]
+
+    def _observe_evictions(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        return [
+            metrics.Observation(value, {"ragprov.bound": name})
+            for name, value in {
+                **asdict(self._store.stats),
+                **{f"sidechannel_{key}": value for key, value in asdict(sidechannel.stats).items()},
+            }.items()
+        ]
 
     # -- application thread -----------------------------------------------------------------------
 
