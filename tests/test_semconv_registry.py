@@ -66,6 +66,9 @@ EXPECTED_RAG_ATTRIBUTES: dict[str, str] = {
     "rag.source_to_response_ratio": "double",
     "rag.diagnosis": "enum",
     "rag.diagnosis_reason": "string",
+    # on ingestion spans (beyond the design's tables: the quality summary of written chunks)
+    "rag.ingest.quality_mean": "double",
+    "rag.ingest.quality_scored_count": "int",
 }
 
 # enum attribute id -> (Python class name, member values in order)
@@ -140,6 +143,17 @@ EXPECTED_STEP_SPAN_RAG = {
     "rag.diagnosis_reason",
 }
 
+EXPECTED_INGEST_SPAN_RAG = {
+    "rag.chunk_ids",
+    "rag.chunk_id_method",
+    "rag.source_document_ids",
+    "rag.ingest.quality_mean",
+    "rag.ingest.quality_scored_count",
+    "rag.quality_method",
+    "rag.stale_chunk_count",
+    "rag.conflict_chunk_count",
+}
+
 # Official OpenTelemetry attributes the span groups may reference (resolved by weaver through the
 # manifest's dependencies; not vendored here). span group id -> {attribute: requirement level}
 EXPECTED_EXTERNAL_REFS: dict[str, dict[str, str]] = {
@@ -157,6 +171,12 @@ EXPECTED_EXTERNAL_REFS: dict[str, dict[str, str]] = {
         "gen_ai.provider.name": "conditionally_required",
         "gen_ai.request.model": "conditionally_required",
         "error.type": "conditionally_required",
+    },
+    "span.rag.ingest": {
+        "db.system.name": "required",
+        "db.operation.name": "required",
+        "db.collection.name": "conditionally_required",
+        "db.operation.batch.size": "conditionally_required",
     },
 }
 ALLOWED_EXTERNAL_REFS = frozenset(ref for refs in EXPECTED_EXTERNAL_REFS.values() for ref in refs)
@@ -380,11 +400,13 @@ def test_registry_group_ids() -> None:
 
 def test_span_groups_reference_the_contract() -> None:
     spans = _span_groups()
-    assert set(spans) == {"span.rag.retrieval", "span.rag.step"}
+    assert set(spans) == {"span.rag.retrieval", "span.rag.step", "span.rag.ingest"}
     assert spans["span.rag.retrieval"]["span_kind"] == "client"
+    assert spans["span.rag.ingest"]["span_kind"] == "client"
     expected = {
         "span.rag.retrieval": EXPECTED_RETRIEVAL_SPAN_RAG,
         "span.rag.step": EXPECTED_STEP_SPAN_RAG,
+        "span.rag.ingest": EXPECTED_INGEST_SPAN_RAG,
     }
     for span_id, span in spans.items():
         refs = [attr["ref"] for attr in span["attributes"]]

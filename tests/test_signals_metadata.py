@@ -111,3 +111,14 @@ def test_unusable_logs_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("DEBUG", logger="ragprov.signals.metadata"):
         parse_chunk_quality({"completeness": "high"})
     assert "completeness='high' is not a number" in caplog.text
+
+
+def test_stamped_heuristic_is_read_but_is_not_a_measured_score() -> None:
+    quality = parse_chunk_quality({"heuristic_quality": 0.61})
+    assert quality.heuristic_quality == 0.61
+    assert quality.score is None
+    assert quality.has_scores is False
+
+
+def test_bad_stamped_heuristic_is_dropped() -> None:
+    assert parse_chunk_quality({"heuristic_quality": "n/a"}).heuristic_quality is None

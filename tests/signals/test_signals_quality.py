@@ -143,3 +143,20 @@ def test_score_chunk_never_raises(value: object) -> None:
 def test_more_metadata_than_fingerprints_is_fine() -> None:
     result = compute_quality([{"completeness": 0.5}, {"completeness": 0.7}], [fingerprint("x")])
     assert result.chunk_qualities == (0.5, 0.7)
+
+
+def test_stamped_heuristic_stands_in_for_the_computed_one() -> None:
+    from ragprov.signals.quality import compute_quality
+
+    result = compute_quality([{"heuristic_quality": 0.4}, None], [None, None])
+    assert result.method == "heuristic"
+    assert result.chunk_qualities == (0.4, None)
+    assert result.quality_density == 0.4
+
+
+def test_measured_scores_win_over_a_stamped_heuristic() -> None:
+    from ragprov.signals.quality import compute_quality
+
+    result = compute_quality([{"heuristic_quality": 0.4}, {"completeness": 0.9}])
+    assert result.method == "metadata"
+    assert result.chunk_qualities == (None, 0.9)

@@ -105,6 +105,23 @@ RAG_GROUNDING_STATUS: Final = "rag.grounding_status"
 Type: string (enum), see `RagGroundingStatusValues`. Stability: development.
 """
 
+RAG_INGEST_QUALITY_MEAN: Final = "rag.ingest.quality_mean"
+"""Mean pre-ingestion quality of the written chunks that carry a quality score.
+
+Plain mean (no rank weighting: written chunks have no rank) of each chunk's quality: the mean of its
+metadata scores (`semantic_density`, `completeness`, `faithfulness`), or the `heuristic_quality`
+stamped by `ragprov.stamp()` when no chunk has metadata scores; `rag.quality_method` says which.
+Absent when no written chunk has either.
+
+Type: double. Stability: development.
+"""
+
+RAG_INGEST_QUALITY_SCORED_COUNT: Final = "rag.ingest.quality_scored_count"
+"""Number of written chunks that carry a quality score (the count behind `rag.ingest.quality_mean`).
+
+Type: int. Stability: development.
+"""
+
 RAG_LINEAGE_METHOD: Final = "rag.lineage_method"
 """How the step's ancestors were determined.
 
@@ -329,6 +346,8 @@ ALL_RAG_ATTRIBUTES: Final[tuple[str, ...]] = (
     RAG_DIAGNOSIS,
     RAG_DIAGNOSIS_REASON,
     RAG_GROUNDING_STATUS,
+    RAG_INGEST_QUALITY_MEAN,
+    RAG_INGEST_QUALITY_SCORED_COUNT,
     RAG_LINEAGE_METHOD,
     RAG_QUALITY_DENSITY,
     RAG_QUALITY_METHOD,

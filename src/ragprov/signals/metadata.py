@@ -10,7 +10,9 @@ metadata typo.
 Keys (aliases in brackets), as in the design's "pre-ingestion quality":
 ``semantic_density``, ``completeness``, ``faithfulness`` [``faithfulness_prediction``],
 ``freshness_status`` (fresh / aging / stale / rot), ``conflict_flag``,
-``source_document_id`` [``chunk_source_document_id``].
+``source_document_id`` [``chunk_source_document_id``]; and ``heuristic_quality``, the intrinsic
+heuristic stamped at ingestion by ``ragprov.stamp()`` (used only where ragprov would otherwise
+compute that same heuristic, never as a measured score).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ SCORE_KEYS: Mapping[str, tuple[str, ...]] = {
 FRESHNESS_KEY = "freshness_status"
 CONFLICT_KEY = "conflict_flag"
 SOURCE_DOCUMENT_KEYS = ("source_document_id", "chunk_source_document_id")
+HEURISTIC_QUALITY_KEY = "heuristic_quality"
 
 _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
@@ -55,6 +58,8 @@ class ChunkQuality:
     freshness_status: Freshness | None = None
     conflict_flag: bool = False
     source_document_id: str | None = None
+    #: Stamped at ingestion (``ragprov.stamp``); not a measured score, so not part of ``score``.
+    heuristic_quality: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
 
     @property
     def scores(self) -> tuple[float, ...]:
@@ -93,6 +98,7 @@ def parse_chunk_quality(metadata: Mapping[str, Any] | None) -> ChunkQuality:
             freshness_status=_freshness(metadata.get(FRESHNESS_KEY)),
             conflict_flag=_flag(metadata.get(CONFLICT_KEY)),
             source_document_id=_source_document_id(metadata),
+            heuristic_quality=clean_score(metadata.get(HEURISTIC_QUALITY_KEY), "heuristic"),
         )
     except Exception:  # a hostile Mapping (raising __getitem__) must not reach the app
         _logger.debug("unreadable chunk metadata; quality ignored", exc_info=True)

@@ -134,13 +134,19 @@ def compute_quality(
     method = METADATA
     if all(score is None for score in scores):
         method = HEURISTIC
+        # A heuristic stamped at ingestion (ragprov.stamp) is the same formula on the same text:
+        # use it, which also covers chunks whose text the processor never saw.
         scores = [
-            heuristic_quality(
+            quality.heuristic_quality
+            if quality.heuristic_quality is not None
+            else heuristic_quality(
                 chunk, density_target=density_target, min_chars=min_chars, max_chars=max_chars
             )
             if chunk is not None
             else None
-            for chunk in (chunks[i] if i < len(chunks) else None for i in range(count))
+            for quality, chunk in zip(
+                parsed, (chunks[i] if i < len(chunks) else None for i in range(count)), strict=True
+            )
         ]
     return QualityResult(
         quality_density=rank_weighted_mean(scores),
