@@ -29,7 +29,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 # What each task needs installed. The test environment holds every instrumented client the
 # tests exercise against real components.
 DEMO_EXTRAS = "chromadb"
-TEST_EXTRAS = "dev,chromadb"
+TEST_EXTRAS = "dev,chromadb,qdrant,lancedb"
 
 
 def main(argv: list[str]) -> int:

@@ -20,15 +20,24 @@ if TYPE_CHECKING:
     from ragprov.install import configure
     from ragprov.lineage import step
     from ragprov.processor import ProvenanceSpanProcessor
+    from ragprov.stamping import stamp
 
 _LAZY = {
     "configure": "ragprov.install",
     "record_feedback": "ragprov.feedback",
     "step": "ragprov.lineage",
     "ProvenanceSpanProcessor": "ragprov.processor",
+    "stamp": "ragprov.stamping",
 }
 
-__all__ = ["ProvenanceSpanProcessor", "__version__", "configure", "record_feedback", "step"]
+__all__ = [
+    "ProvenanceSpanProcessor",
+    "__version__",
+    "configure",
+    "record_feedback",
+    "stamp",
+    "step",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,784 @@
+"""Shared machinery of the vector-store instrumentors.
+
+A library module (``chromadb``, ``qdrant``, ``lancedb``) only knows its library: which methods to
+patch, how to read the collection name and ``top_k`` from a call (:class:`RetrievalRequest`), and
+how to turn a result into :class:`RetrievalSet` objects (chunks with store id, text, metadata,
+similarity and embedding). Everything else lives here:
+
+* span creation — one GenAI retrieval span per retrieval set (``retrieval {collection}``, kind
+  CLIENT), one ingestion span per add/upsert (``{operation} {collection}``);
+* the provenance envelope (:meth:`RetrievalSetEnvelope.build`), the lineage step id, the opt-in
+  content attributes and the side-channel hand-off of chunk texts to the processor;
+* safety — the wrapped call always runs exactly once with its own arguments and its result or
+  exception reaches the caller unchanged; errors of the instrumentation itself are logged once
+  and swallowed; the OTel suppress-instrumentation key is respected;
+* de-duplication — see :data:`RETRIEVAL_SPAN_KEY` and :func:`retrieval_span_scope`.
+
+**Batch queries.** A call that runs several queries (chromadb ``query`` with several embeddings,
+qdrant ``query_batch_points``) yields one retrieval set per query, and the provenance processor
+expects one set per span. The first set goes on the span that covered the call (it was current
+while the client ran, so client-side child spans nest under it); every further set gets its own
+*sibling* span: same parent, same start and end time as the call, and a span link to the first
+span. When the call fails, only the first span exists and carries the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+# instrumentor.py starts with a file-level "# type: ignore", so mypy sees no names in it.
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.semconv.attributes.db_attributes import (
+    DB_COLLECTION_NAME,
+    DB_OPERATION_BATCH_SIZE,
+    DB_OPERATION_NAME,
+    DB_SYSTEM_NAME,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from ragprov import __version__, lineage, sidechannel
+from ragprov.config import load_settings
+from ragprov.model import AttributeValue, ChunkProvenance, RetrievalSetEnvelope
+from ragprov.semconv import attributes as attrs
+from ragprov.semconv.attributes import RagQualityMethodValues, RagRetrievalMethodValues
+from ragprov.signals.metadata import parse_chunk_quality
+
+_logger = logging.getLogger(__name__)
+
+# GenAI retrieval attributes. The Python semantic-conventions package marks the gen_ai.* names
+# as moved to the GenAI conventions repository (and has no gen_ai.retrieval.top_k), so they are
+# spelled here once.
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_DATA_SOURCE_ID = "gen_ai.data_source.id"
+GEN_AI_RETRIEVAL_TOP_K = "gen_ai.retrieval.top_k"
+GEN_AI_RETRIEVAL_QUERY_TEXT = "gen_ai.retrieval.query.text"
+GEN_AI_RETRIEVAL_DOCUMENTS = "gen_ai.retrieval.documents"
+RETRIEVAL_OPERATION = "retrieval"
+
+#: Ingestion spans export ``rag.chunk_ids`` only up to this many chunks (a bulk load of 100k
+#: chunks must not become a 100k-element attribute); the count is always exported.
+MAX_INGEST_CHUNK_IDS = 1000
+
+RETRIEVAL_SPAN_KEY = otel_context.create_key("ragprov-retrieval-span")
+"""Context key holding the :class:`RetrievalSlot` of an active ragprov retrieval span.
+
+A framework retriever instrumented by ragprov (LangChain, LlamaIndex …) opens its retrieval span
+with :func:`retrieval_span_scope`. A vector-store call made inside it then *enriches* that span
+(store attributes, ``rag.*`` envelope, side-channel texts) instead of creating a second retrieval
+span, and sets ``slot.enriched`` so the framework instrumentor does not overwrite it. Only the
+first single-set store call enriches; a batch call or a second store call inside the same scope
+creates its own spans (children of the framework span).
+"""
+
+_STORE_CALL_KEY = otel_context.create_key("ragprov-store-call")
+"""Set while an instrumented store call runs: nested instrumented calls in the same context
+(an async lancedb hybrid query's legs, a legacy qdrant ``search`` built on ``query_points``)
+pass through without a span."""
+
+
+# --------------------------------------------------------------------------- logging
+
+
+_logged_once: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def log_once(what: str) -> None:
+    """Log an instrumentation failure with its traceback the first time, then at debug level.
+
+    Call from an ``except`` block. The host application never sees the error.
+    """
+    with _logged_lock:
+        first = what not in _logged_once
+        _logged_once.add(what)
+    if first:
+        _logger.warning("ragprov instrumentation: %s (logged once)", what, exc_info=True)
+    else:
+        _logger.debug("ragprov instrumentation: %s", what, exc_info=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One record a store returned (or is asked to write), in the store's order."""
+
+    store_id: object = None
+    text: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    score: float | None = None
+    """Similarity to the query, higher = closer (the library module converts distances)."""
+    embedding: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalSet:
+    """The result of one query of a call."""
+
+    chunks: Sequence[Chunk]
+    query_text: str | None = None
+    retrieval_method: RagRetrievalMethodValues = RagRetrievalMethodValues.UNKNOWN
+    top_k: int | None = None
+    """Overrides the call's ``top_k`` for this set (e.g. one request of a qdrant batch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRequest:
+    """What is known about a retrieval call before it runs."""
+
+    data_source_id: str | None
+    top_k: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """An add/upsert call: what is written (known before the call runs)."""
+
+    data_source_id: str | None
+    operation: str
+    chunks: Sequence[Chunk] = ()
+    chunk_count: int | None = None
+    """The number of records written when ``chunks`` could not be listed (large or lazy data)."""
+
+
+@dataclass(slots=True)
+class RetrievalSlot:
+    """An open framework retrieval span that an inner store call may enrich."""
+
+    span: Span
+    enriched: bool = False
+
+
+@contextmanager
+def retrieval_span_scope(span: Span) -> Iterator[RetrievalSlot]:
+    """Mark ``span`` as the active ragprov retrieval span for the block (see
+    :data:`RETRIEVAL_SPAN_KEY`). After the block, ``slot.enriched`` tells whether an instrumented
+    store call already put its envelope on the span."""
+    slot = RetrievalSlot(span)
+    token = otel_context.attach(otel_context.set_value(RETRIEVAL_SPAN_KEY, slot))
+    try:
+        yield slot
+    finally:
+        otel_context.detach(token)
+
+
+def current_retrieval_slot() -> RetrievalSlot | None:
+    slot = otel_context.get_value(RETRIEVAL_SPAN_KEY)
+    return slot if isinstance(slot, RetrievalSlot) else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def as_text(value: object) -> str | None:
+    """A chunk text as str (bytes decoded as UTF-8), else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return None
+
+
+def as_float(value: object) -> float | None:
+    """A finite float, else None (numpy scalars accepted, booleans rejected)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def cosine_distance_to_similarity(distance: object) -> float | None:
+    """Cosine distance ``d`` (= 1 − cos) → ``1 − d``."""
+    value = as_float(distance)
+    return None if value is None else 1.0 - value
+
+
+def l2_distance_to_similarity(distance: object) -> float | None:
+    """L2, squared-L2 or any other non-negative distance ``d`` → ``1 / (1 + d)``."""
+    value = as_float(distance)
+    if value is None:
+        return None
+    return 1.0 / (1.0 + max(value, 0.0))
+
+
+#: Where frameworks keep the chunk text in a payload / row: plain, LangChain (page_content),
+#: generic names; LlamaIndex keeps it in the JSON of ``_node_content``.
+TEXT_KEYS = ("text", "page_content", "content", "document")
+LLAMA_INDEX_NODE_KEY = "_node_content"
+
+
+def record_text(record: Any) -> str | None:
+    """The chunk text of a payload / row mapping (see :data:`TEXT_KEYS`), else None."""
+    if not isinstance(record, Mapping):
+        return None
+    for key in TEXT_KEYS:
+        value = record.get(key)
+        if isinstance(value, str):
+            return value
+    node = record.get(LLAMA_INDEX_NODE_KEY)
+    if isinstance(node, str):
+        try:
+            decoded = json.loads(node)
+        except ValueError:
+            return None
+        text = decoded.get("text") if isinstance(decoded, Mapping) else None
+        return text if isinstance(text, str) else None
+    return None
+
+
+def record_metadata(record: Any) -> Mapping[str, Any] | None:
+    """A payload / row with its nested ``metadata`` mapping merged over it (nested keys win)."""
+    if not isinstance(record, Mapping):
+        return None
+    nested = record.get("metadata")
+    if isinstance(nested, Mapping):
+        return {**record, **nested}
+    return record
+
+
+def positive_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if value > 0 else None
+
+
+def _chunk_provenance(
+    chunks: Sequence[Chunk],
+) -> tuple[list[ChunkProvenance], list[Chunk]]:
+    """Provenance of the chunks with a usable id (rank = position in the store's result)."""
+    kept: list[ChunkProvenance] = []
+    kept_chunks: list[Chunk] = []
+    for rank, chunk in enumerate(chunks, start=1):
+        provenance = ChunkProvenance.from_store(
+            rank=rank,
+            text=chunk.text,
+            metadata=chunk.metadata,
+            store_id=chunk.store_id,
+            score=chunk.score,
+        )
+        if provenance is not None:
+            kept.append(provenance)
+            kept_chunks.append(chunk)
+    return kept, kept_chunks
+
+
+def _documents_json(envelope: RetrievalSetEnvelope, chunks: Sequence[Chunk]) -> str:
+    """``gen_ai.retrieval.documents``: the GenAI JSON shape, a list of ``{"id", "score"}``
+    objects (both recommended by the convention) plus ``"content"``, in rank order."""
+    documents: list[dict[str, Any]] = []
+    for provenance, chunk in zip(envelope.chunks, chunks, strict=True):
+        document: dict[str, Any] = {"id": provenance.chunk_id}
+        if provenance.score is not None:
+            document["score"] = provenance.score
+        if chunk.text is not None:
+            document["content"] = chunk.text
+        documents.append(document)
+    return json.dumps(documents, ensure_ascii=False)
+
+
+def _apply_retrieval_set(
+    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, capture_content: bool
+) -> None:
+    provenance, chunks = _chunk_provenance(retrieval_set.chunks)
+    envelope = RetrievalSetEnvelope.build(
+        provenance,
+        query_text=retrieval_set.query_text,
+        retrieval_method=retrieval_set.retrieval_method,
+        data_source_id=data_source_id,
+        step_id=lineage.current_step_id(),
+    )
+    span.set_attributes(envelope.span_attributes())
+    if retrieval_set.top_k is not None:
+        span.set_attribute(GEN_AI_RETRIEVAL_TOP_K, retrieval_set.top_k)
+    if capture_content:
+        if retrieval_set.query_text is not None:
+            span.set_attribute(GEN_AI_RETRIEVAL_QUERY_TEXT, retrieval_set.query_text)
+        span.set_attribute(GEN_AI_RETRIEVAL_DOCUMENTS, _documents_json(envelope, chunks))
+    embeddings = [chunk.embedding for chunk in chunks]
+    has_embeddings = bool(embeddings) and all(vector is not None for vector in embeddings)
+    sidechannel.record_retrieval(
+        span,
+        envelope,
+        [chunk.text for chunk in chunks],
+        embeddings=embeddings if has_embeddings else None,
+        query_texts=() if retrieval_set.query_text is None else (retrieval_set.query_text,),
+    )
+
+
+def _reraise_if_fatal(error: BaseException) -> None:
+    """Instrumentation errors are swallowed, including BaseException subclasses that are not
+    interrupts (a Rust panic in a pyo3 client is a ``BaseException``); interrupts, exits and
+    cancellations are re-raised."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)):
+        raise error
+
+
+def _record_error(span: Span, error: BaseException) -> None:
+    try:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
+        span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+    except Exception:
+        log_once("could not record an error on a span")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class _RetrievalRun:
+    """One instrumented retrieval call: started before the call, finished after it."""
+
+    __slots__ = (
+        "_end_ns",
+        "_parent",
+        "_request",
+        "_slot",
+        "_span",
+        "_start_ns",
+        "_store",
+        "_token",
+    )
+
+    def __init__(self, store: StoreTracer, request: RetrievalRequest) -> None:
+        self._store = store
+        self._request = request
+        self._parent = otel_context.get_current()
+        self._start_ns = time.time_ns()
+        self._end_ns = 0
+        slot = current_retrieval_slot()
+        self._slot = slot if slot is not None and not slot.enriched else None
+        self._span: Span | None = None
+        run_context = otel_context.set_value(_STORE_CALL_KEY, True, self._parent)
+        if self._slot is None:
+            self._span = store.start_retrieval_span(request, self._parent, self._start_ns)
+            run_context = trace.set_span_in_context(self._span, run_context)
+        self._token = otel_context.attach(run_context)
+
+    def fail(self, error: BaseException) -> None:
+        self._detach()
+        if self._span is not None:
+            _record_error(self._span, error)
+            self._span.end()
+
+    @property
+    def wants_result(self) -> bool:
+        """False when nothing would record the result (a sampled-out or no-op span)."""
+        try:
+            return self._span is None or self._span.is_recording()
+        except Exception:
+            return True
+
+    def returned(self) -> None:
+        """The wrapped call returned: restore the context and take the end time."""
+        self._detach()
+        self._end_ns = time.time_ns()
+
+    def finish(self, sets: Sequence[RetrievalSet]) -> None:
+        """Put the extracted sets on the span(s) and end them at the call's end time."""
+        end_ns = self._end_ns or time.time_ns()
+        try:
+            self._emit(list(sets), end_ns)
+        except BaseException as error:
+            _reraise_if_fatal(error)
+            log_once(f"could not record a {self._store.db_system} retrieval")
+        finally:
+            if self._span is not None:
+                self._span.end(end_time=end_ns)
+
+    def _emit(self, sets: list[RetrievalSet], end_ns: int) -> None:
+        store, request = self._store, self._request
+        capture = load_settings().capture_content
+        if self._span is None and self._slot is not None and len(sets) == 1:
+            slot_span = self._slot.span
+            self._slot.enriched = True
+            slot_span.set_attributes(store.retrieval_attributes(request))
+            _apply_retrieval_set(slot_span, sets[0], request.data_source_id, capture)
+            return
+        remaining = sets
+        links: list[Link] = []
+        parent = self._parent
+        if self._span is not None and sets:
+            _apply_retrieval_set(self._span, sets[0], request.data_source_id, capture)
+            links = [Link(self._span.get_span_context())]
+            remaining = sets[1:]
+        elif self._slot is not None:
+            parent = trace.set_span_in_context(self._slot.span, parent)
+        for retrieval_set in remaining:
+            sibling = store.start_retrieval_span(request, parent, self._start_ns, links)
+            try:
+                _apply_retrieval_set(sibling, retrieval_set, request.data_source_id, capture)
+            finally:
+                sibling.end(end_time=end_ns)
+
+    def _detach(self) -> None:
+        try:
+            otel_context.detach(self._token)
+        except Exception:
+            log_once("could not restore the context")
+
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+DescribeRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any]], RetrievalRequest | None]
+ExtractRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Sequence[RetrievalSet]]
+AsyncExtractRetrieval = Callable[
+    [Any, tuple[Any, ...], dict[str, Any], Any],
+    Sequence[RetrievalSet] | Awaitable[Sequence[RetrievalSet]],
+]
+DescribeIngest = Callable[[Any, tuple[Any, ...], dict[str, Any]], IngestRequest | None]
+
+
+def _should_trace() -> bool:
+    return is_instrumentation_enabled() and not otel_context.get_value(_STORE_CALL_KEY)
+
+
+@dataclass(slots=True)
+class StoreTracer:
+    """Creates the spans of one instrumented store (``db_system``) with one tracer."""
+
+    db_system: str
+    tracer: trace.Tracer
+
+    @classmethod
+    def create(
+        cls, db_system: str, scope_name: str, tracer_provider: trace.TracerProvider | None
+    ) -> StoreTracer:
+        return cls(db_system, trace.get_tracer(scope_name, __version__, tracer_provider))
+
+    # ---- spans
+
+    def retrieval_attributes(self, request: RetrievalRequest) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION_NAME: RETRIEVAL_OPERATION,
+            DB_SYSTEM_NAME: self.db_system,
+        }
+        if request.data_source_id:
+            attributes[GEN_AI_DATA_SOURCE_ID] = request.data_source_id
+        if request.top_k is not None:
+            attributes[GEN_AI_RETRIEVAL_TOP_K] = request.top_k
+        return attributes
+
+    def start_retrieval_span(
+        self,
+        request: RetrievalRequest,
+        parent: otel_context.Context,
+        start_ns: int,
+        links: Sequence[Link] = (),
+    ) -> Span:
+        name = RETRIEVAL_OPERATION
+        if request.data_source_id:
+            name = f"{RETRIEVAL_OPERATION} {request.data_source_id}"
+        return self.tracer.start_span(
+            name,
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=self.retrieval_attributes(request),
+            links=links,
+            start_time=start_ns,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    # ---- retrieval
+
+    def _begin_retrieval(
+        self, describe: DescribeRetrieval, instance: Any, args: Any, kwargs: Any
+    ) -> _RetrievalRun | None:
+        if not _should_trace():
+            return None
+        try:
+            request = describe(instance, args, kwargs)
+            return None if request is None else _RetrievalRun(self, request)
+        except BaseException as error:
+            _reraise_if_fatal(error)
+            log_once(f"could not start a {self.db_system} retrieval span")
+            return None
+
+    def retrieval_wrapper(self, describe: DescribeRetrieval, extract: ExtractRetrieval) -> Wrapper:
+        """A wrapt wrapper for a synchronous retrieval method."""
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            run = self._begin_retrieval(describe, instance, args, kwargs)
+            if run is None:
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:
+                run.fail(error)
+                raise
+            run.returned()
+            try:
+                sets = extract(instance, args, kwargs, result) if run.wants_result else ()
+            except BaseException as error:
+                _reraise_if_fatal(error)
+                log_once(f"could not read a {self.db_system} result")
+                sets = ()
+            run.finish(sets)
+            return result
+
+        return wrapper
+
+    def async_retrieval_wrapper(
+        self, describe: DescribeRetrieval, extract: AsyncExtractRetrieval
+    ) -> Wrapper:
+        """A wrapt wrapper for a coroutine retrieval method (the span covers the await).
+
+        ``extract`` may return an awaitable (e.g. to look up a collection's metric once); the
+        span still ends at the time the wrapped call returned.
+        """
+
+        async def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            run = self._begin_retrieval(describe, instance, args, kwargs)
+            if run is None:
+                return await wrapped(*args, **kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                run.fail(error)
+                raise
+            run.returned()
+            try:
+                extracted = extract(instance, args, kwargs, result) if run.wants_result else ()
+                sets = await extracted if inspect.isawaitable(extracted) else extracted
+            except BaseException as error:
+                _reraise_if_fatal(error)
+                log_once(f"could not read a {self.db_system} result")
+                sets = ()
+            run.finish(sets)
+            return result
+
+        return wrapper
+
+    # ---- ingestion
+
+    def _begin_ingest(
+        self, describe: DescribeIngest, instance: Any, args: Any, kwargs: Any
+    ) -> tuple[Span, object] | None:
+        if not _should_trace():
+            return None
+        try:
+            request = describe(instance, args, kwargs)
+            if request is None:
+                return None
+            parent = otel_context.get_current()
+            name = request.operation
+            if request.data_source_id:
+                name = f"{request.operation} {request.data_source_id}"
+            span = self.tracer.start_span(
+                name,
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes={DB_SYSTEM_NAME: self.db_system, DB_OPERATION_NAME: request.operation},
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            if span.is_recording():  # ids and hashes only for spans that are kept
+                span.set_attributes(self.ingest_attributes(request))
+            run_context = otel_context.set_value(
+                _STORE_CALL_KEY, True, trace.set_span_in_context(span, parent)
+            )
+            return span, otel_context.attach(run_context)
+        except BaseException as error:
+            _reraise_if_fatal(error)
+            log_once(f"could not start a {self.db_system} ingestion span")
+            return None
+
+    def ingest_attributes(self, request: IngestRequest) -> dict[str, AttributeValue]:
+        """Ingestion span attributes: store, operation, collection, chunk ids and quality.
+
+        ``rag.ingest.quality_mean`` / ``rag.ingest.quality_scored_count`` / ``rag.quality_method``
+        summarise the *written* chunks that carry metadata quality scores (else the heuristic
+        stamped by ``ragprov.stamp``); stale and conflicting chunks are counted. No content is
+        ever exported here.
+        """
+        attributes: dict[str, AttributeValue] = {
+            DB_SYSTEM_NAME: self.db_system,
+            DB_OPERATION_NAME: request.operation,
+        }
+        if request.data_source_id:
+            attributes[DB_COLLECTION_NAME] = request.data_source_id
+        count = len(request.chunks) if request.chunk_count is None else request.chunk_count
+        if count >= 2:  # the DB convention: a batch has two or more operations
+            attributes[DB_OPERATION_BATCH_SIZE] = count
+        provenance, _ = _chunk_provenance(request.chunks)
+        if provenance and count <= MAX_INGEST_CHUNK_IDS:
+            envelope = RetrievalSetEnvelope.build(provenance)
+            for key in (attrs.RAG_CHUNK_IDS, attrs.RAG_CHUNK_ID_METHOD):
+                attributes[key] = envelope.span_attributes()[key]
+            sources = [chunk.source_document_id or "" for chunk in provenance]
+            if any(sources):
+                attributes[attrs.RAG_SOURCE_DOCUMENT_IDS] = sources
+        qualities = [parse_chunk_quality(chunk.metadata) for chunk in request.chunks]
+        method = RagQualityMethodValues.METADATA
+        scores = [score for score in (quality.score for quality in qualities) if score is not None]
+        if not scores:  # no measured scores: the heuristic stamped by ragprov.stamp(), if any
+            method = RagQualityMethodValues.HEURISTIC
+            scores = [q.heuristic_quality for q in qualities if q.heuristic_quality is not None]
+        if scores:
+            attributes[attrs.RAG_INGEST_QUALITY_MEAN] = math.fsum(scores) / len(scores)
+            attributes[attrs.RAG_INGEST_QUALITY_SCORED_COUNT] = len(scores)
+            attributes[attrs.RAG_QUALITY_METHOD] = method.value
+        stale = sum(quality.is_stale for quality in qualities)
+        if stale:
+            attributes[attrs.RAG_STALE_CHUNK_COUNT] = stale
+        conflicts = sum(quality.conflict_flag for quality in qualities)
+        if conflicts:
+            attributes[attrs.RAG_CONFLICT_CHUNK_COUNT] = conflicts
+        return attributes
+
+    @staticmethod
+    def _end_ingest(started: tuple[Span, object], error: BaseException | None) -> None:
+        span, token = started
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            log_once("could not restore the context")
+        if error is not None:
+            _record_error(span, error)
+        span.end()
+
+    def ingest_wrapper(self, describe: DescribeIngest) -> Wrapper:
+        """A wrapt wrapper for a synchronous add/upsert method."""
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            started = self._begin_ingest(describe, instance, args, kwargs)
+            if started is None:
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:
+                self._end_ingest(started, error)
+                raise
+            self._end_ingest(started, None)
+            return result
+
+        return wrapper
+
+    def async_ingest_wrapper(self, describe: DescribeIngest) -> Wrapper:
+        """A wrapt wrapper for a coroutine add/upsert method."""
+
+        async def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            started = self._begin_ingest(describe, instance, args, kwargs)
+            if started is None:
+                return await wrapped(*args, **kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                self._end_ingest(started, error)
+                raise
+            self._end_ingest(started, None)
+            return result
+
+        return wrapper
+
+
+# --------------------------------------------------------------------------- instrumentor
+
+
+class VectorStoreInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Base of the store instrumentors: lazy patching and exact unpatching.
+
+    Subclasses set :attr:`db_system` and implement :meth:`_patch` (import the client library
+    there, never at module level) calling :meth:`_wrap` for each method.
+    ``instrument(tracer_provider=...)`` selects the tracer provider (default: the global one).
+    """
+
+    db_system: ClassVar[str] = ""
+
+    def _instrument(self, **kwargs: Any) -> None:
+        provider = kwargs.get("tracer_provider")
+        store = StoreTracer.create(
+            self.db_system,
+            f"ragprov.instrumentation.{self.db_system}",
+            provider if isinstance(provider, trace.TracerProvider) else None,
+        )
+        self._patched: list[tuple[Any, str]] = []
+        try:
+            self._patch(store)
+        except ModuleNotFoundError:
+            # The client library is not installed. opentelemetry-instrument skips its dependency
+            # check and treats this error as "not installed" (a debug log); an explicit
+            # instrument() call never gets here, its dependency check stops first.
+            self._uninstrument()
+            raise
+        except Exception:
+            log_once(f"could not instrument {self.db_system}")
+
+    def _patch(self, store: StoreTracer) -> None:
+        raise NotImplementedError
+
+    def _wrap(self, owner: Any, name: str, wrapper: Wrapper) -> bool:
+        """Patch ``owner.name`` where it is defined (for a class: the first class of its MRO
+        that defines it); False when it does not exist or is already patched by this
+        instrumentor. ``_uninstrument`` puts back exactly what was there."""
+        if isinstance(owner, type):
+            owner = next((cls for cls in owner.__mro__ if name in vars(cls)), None)
+        if owner is None or not callable(getattr(owner, name, None)):
+            return False
+        if any(patched is owner and attr == name for patched, attr in self._patched):
+            return False
+        wrapt.wrap_function_wrapper(owner, name, wrapper)
+        self._patched.append((owner, name))
+        return True
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for owner, name in reversed(getattr(self, "_patched", [])):
+            try:
+                unwrap(owner, name)
+            except Exception:
+                log_once(f"could not uninstrument {self.db_system}")
+        self._patched = []
+
+
+_MISSING: Any = object()
+
+
+def call_argument(
+    args: Sequence[Any], kwargs: Mapping[str, Any], name: str, position: int, default: Any = None
+) -> Any:
+    """The argument ``name`` of a call, passed by keyword or at ``position`` (after self)."""
+    value = kwargs.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    return args[position] if 0 <= position < len(args) else default
