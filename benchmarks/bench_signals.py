@@ -70,16 +70,30 @@ def _fingerprints(k: int) -> tuple[list[TextFingerprint], TextFingerprint, list[
     return fingerprint_all(texts), fingerprint(answer), [f"doc-{i}#chunk" for i in range(k)]
 
 
-def test_tokenize_10_chunks_of_2kb_warm_cache(benchmark: Any) -> None:
-    result = benchmark(fingerprint_all, TEXTS_10)
+def test_tokenize_10_chunks_of_2kb_warm_token_memo(benchmark: Any) -> None:
+    """New texts made of known words: the line memo is cleared before every round."""
+    result = benchmark.pedantic(
+        fingerprint_all,
+        args=(TEXTS_10,),
+        setup=lambda: tokens.clear_memos(tokens=False),
+        rounds=200,
+    )
     assert len(result) == 10
 
 
 def test_tokenize_10_chunks_of_2kb_cold_cache(benchmark: Any) -> None:
     result = benchmark.pedantic(
-        fingerprint_all, args=(TEXTS_10,), setup=tokens._RAW_HASH_CACHE.clear, rounds=200
+        fingerprint_all, args=(TEXTS_10,), setup=tokens.clear_memos, rounds=200
     )
     assert len(result) == 10
+
+
+def test_fingerprint_prompt_quoting_10_known_chunks(benchmark: Any) -> None:
+    """A prompt made of 10 chunks fingerprinted at retrieval: their lines are memo hits."""
+    fingerprint_all(TEXTS_10)
+    prompt = "Answer from the context.\n\n" + "\n\n".join(TEXTS_10) + "\n\nQuestion: why?"
+    result = benchmark(fingerprint, prompt)
+    assert result.token_count > 0
 
 
 def test_all_signals_k10_from_fingerprints(benchmark: Any) -> None:

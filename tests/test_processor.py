@@ -299,3 +299,25 @@ def test_counters_are_exported_as_otel_metrics(monkeypatch: pytest.MonkeyPatch) 
         points[("ragprov.processor.evictions", (("ragprov.bound", "traces_evicted_by_age"),))] == 0
     )
     pipeline.provider.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_worker() -> None:
+    import os
+
+    pipeline = make_pipeline()
+    with lineage.new_scope():
+        retrieve(pipeline.tracer, scenarios.DIVERSE)  # starts the parent's worker
+        pipeline.spans()
+        child = os.fork()
+        if child == 0:  # the child: its spans must still be enriched and exported
+            try:
+                pipeline.exporter.clear()
+                retrieve(pipeline.tracer, scenarios.DIVERSE)
+                (span,) = pipeline.spans()
+                os._exit(0 if "rag.quality_density" in (span.attributes or {}) else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pipeline.provider.shutdown()

@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +50,29 @@ from ragprov.trace_state import TraceStore
 _logger = logging.getLogger(__name__)
 
 _STOP = object()
+_NO_START: tuple[tuple[lineage.ScopeEntry, ...], tuple[str, ...]] = ((), ())
+
+# The current process id, kept up to date across fork() so on_end need not ask the OS: a forked
+# child must start its own worker (threads do not survive fork).
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _attribute_table(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes for a few look-ups on the hot path.
+
+    ``span.attributes`` is a read-only proxy over the SDK's BoundedAttributes, whose look-ups run
+    in Python; the plain dict inside it answers the same questions several times faster.
+    """
+    table = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return table if isinstance(table, dict) else (span.attributes or {})
 
 
 @dataclass(slots=True)
@@ -173,17 +197,18 @@ class ProvenanceSpanProcessor(SpanProcessor):
             self._stats.spans_forwarded_unenriched_queue_full += 1
             self._forward(span)
             return
-        self._ensure_worker()
+        if self._worker_pid != _pid:
+            self._ensure_worker()
         self._stats.spans_enqueued += 1
         self._queue.put(item)
 
     def _work_item(self, span: ReadableSpan) -> WorkItem:
         context = span.context
-        span_attributes = span.attributes or {}
         assert context is not None
+        span_attributes = _attribute_table(span)
         key = (context.trace_id, context.span_id)
         payload = sidechannel.take(*key)
-        scope, from_baggage = self._starts.pop(key, ((), ()))
+        scope, from_baggage = self._starts.pop(key, _NO_START) if self._starts else _NO_START
         parent = span.parent
         item = WorkItem(
             span=span,
@@ -230,7 +255,7 @@ class ProvenanceSpanProcessor(SpanProcessor):
     # -- worker -----------------------------------------------------------------------------------
 
     def _ensure_worker(self) -> None:
-        pid = os.getpid()
+        pid = _pid
         if self._worker is not None and self._worker_pid == pid:
             return
         with self._worker_lock:
@@ -309,7 +334,7 @@ class ProvenanceSpanProcessor(SpanProcessor):
         self._drain(30.0)
         self._shutdown = True
         worker = self._worker
-        if worker is not None and worker.is_alive() and self._worker_pid == os.getpid():
+        if worker is not None and worker.is_alive() and self._worker_pid == _pid:
             self._queue.put(_STOP)
             worker.join(timeout=30.0)
         sidechannel.detach_consumer()
@@ -318,7 +343,7 @@ class ProvenanceSpanProcessor(SpanProcessor):
 
     def _drain(self, timeout_seconds: float) -> bool:
         worker = self._worker
-        if worker is None or not worker.is_alive() or self._worker_pid != os.getpid():
+        if worker is None or not worker.is_alive() or self._worker_pid != _pid:
             return True
         marker = _Flush(threading.Event())
         self._queue.put(marker)

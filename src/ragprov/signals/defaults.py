@@ -19,6 +19,8 @@ MIN_TOKEN_LETTERS: Final = 4
 MAX_TOKENIZE_CHARS: Final = 1_000_000
 #: Bound of the token -> hash memo shared by all fingerprints (entries, not bytes; ~100 B each).
 TOKEN_HASH_CACHE_SIZE: Final = 65_536
+#: Bound of the line -> token hashes memo (entries; a 300-char line holds ~40 hashes, ~0.5 KB).
+LINE_CACHE_SIZE: Final = 4_096
 
 # --- utilisation --------------------------------------------------------------------------------
 #: A chunk is *used* when at least this share of its distinctive tokens occurs in the output.

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ragprov.signals.defaults import MAX_TOKENIZE_CHARS, MIN_TOKEN_LETTERS, TOKEN_HASH_CACHE_SIZE
+from ragprov.signals.defaults import (
+    LINE_CACHE_SIZE,
+    MAX_TOKENIZE_CHARS,
+    MIN_TOKEN_LETTERS,
+    TOKEN_HASH_CACHE_SIZE,
+)
 
 HashArray = npt.NDArray[np.uint64]
 
@@ -196,13 +201,27 @@ def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-# raw run -> hash of its distinctive form, or -1 when it is not distinctive. Bounded: cleared when
-# full. Plain dict operations are atomic under the GIL, so threads may share it.
-_RAW_HASH_CACHE: dict[str, int] = {}
+# Memos shared by all fingerprints, bounded (cleared when full). They are keyed by Python's own
+# string hash, not by the text, so no words or lines stay in memory once fingerprinted (a 64-bit
+# collision would give one token or line a wrong hash: negligible). Plain dict operations are
+# atomic under the GIL, so threads may share them.
+#   raw run -> hash of its distinctive form, or -1 when it is not distinctive
+_RAW_HASH_CACHE: dict[int, int] = {}
+#   line -> (hashes of its distinctive tokens, unsorted and possibly repeated; raw run count)
+_LINE_CACHE: dict[int, tuple[HashArray, int]] = {}
+
+
+def clear_memos(*, tokens: bool = True, lines: bool = True) -> None:
+    """Empty the token and/or line memos (benchmarks measure cold paths with it)."""
+    if tokens:
+        _RAW_HASH_CACHE.clear()
+    if lines:
+        _LINE_CACHE.clear()
 
 
 def _raw_hash(raw: str, min_letters: int) -> int:
-    cached = _RAW_HASH_CACHE.get(raw) if min_letters == MIN_TOKEN_LETTERS else None
+    key = hash(raw)
+    cached = _RAW_HASH_CACHE.get(key) if min_letters == MIN_TOKEN_LETTERS else None
     if cached is not None:
         return cached
     token = _normalise_token(raw, min_letters)
@@ -210,8 +229,31 @@ def _raw_hash(raw: str, min_letters: int) -> int:
     if min_letters == MIN_TOKEN_LETTERS:
         if len(_RAW_HASH_CACHE) >= TOKEN_HASH_CACHE_SIZE:
             _RAW_HASH_CACHE.clear()
-        _RAW_HASH_CACHE[raw] = value
+        _RAW_HASH_CACHE[key] = value
     return value
+
+
+def _line_hashes(line: str, min_letters: int) -> tuple[HashArray, int]:
+    """Token hashes and raw run count of one line, memoised.
+
+    Tokens never span a line break, so a text's fingerprint is the union of its lines'. Prompts
+    are mostly made of chunk lines fingerprinted moments before, at retrieval: those lines are
+    looked up instead of tokenized again.
+    """
+    use_cache = min_letters == MIN_TOKEN_LETTERS
+    key = hash(line)
+    if use_cache:
+        cached = _LINE_CACHE.get(key)
+        if cached is not None:
+            return cached
+    raw = _TOKEN_RE.findall(normalise_text(line))
+    values = [value for value in (_raw_hash(r, min_letters) for r in set(raw)) if value >= 0]
+    result = (np.array(values, dtype=np.uint64), len(raw))
+    if use_cache:
+        if len(_LINE_CACHE) >= LINE_CACHE_SIZE:
+            _LINE_CACHE.clear()
+        _LINE_CACHE[key] = result
+    return result
 
 
 def hash_tokens(tokens: Iterable[str]) -> HashArray:
@@ -225,13 +267,15 @@ def fingerprint(text: Any, *, min_letters: int = MIN_TOKEN_LETTERS) -> TextFinge
     source = unicodedata.normalize("NFKC", coerce_text(text)).strip()
     if not source:
         return EMPTY_FINGERPRINT
-    raw, truncated = _raw_tokens(source)
-    values = [value for value in (_raw_hash(r, min_letters) for r in set(raw)) if value >= 0]
-    hashes = _sorted_unique(np.array(values, dtype=np.uint64)) if values else EMPTY_HASHES
+    truncated = len(source) > MAX_TOKENIZE_CHARS
+    lines = (source[:MAX_TOKENIZE_CHARS] if truncated else source).split("\n")
+    parts = [_line_hashes(line, min_letters) for line in lines]
+    arrays = [hashes for hashes, _ in parts if hashes.size]
+    hashes = _sorted_unique(np.concatenate(arrays)) if arrays else EMPTY_HASHES
     return TextFingerprint(
         hashes=_frozen(hashes),
         char_count=len(source),
-        word_count=len(raw),
+        word_count=sum(count for _, count in parts),
         starts_clean=_starts_clean(source),
         ends_clean=_ends_clean(source),
         truncated=truncated,
