@@ -32,7 +32,6 @@ from ragprov.signals import (
     fingerprint,
     uncertainty_acknowledged,
 )
-from ragprov.signals.grounding import compile_phrases
 from ragprov.signals.metadata import ChunkQuality
 from ragprov.signals.utilisation import overlap_scores
 from ragprov.trace_state import RetrievalRecord, StepRecord, TraceStore
@@ -72,7 +71,7 @@ class Enricher:
         self.settings = settings
         self.store = store
         self.thresholds = settings.thresholds
-        self._uncertainty = compile_phrases(tuple(settings.all_uncertainty_patterns))
+        self._uncertainty_phrases = tuple(settings.all_uncertainty_patterns)
 
     def enrich(self, item: WorkItem) -> Enrichment:
         enrichment = Enrichment()
@@ -303,9 +302,8 @@ class Enricher:
             metadata=qualities,
             embeddings=embeddings,
             uncertainty_acknowledged=bool(
-                self._uncertainty is not None
-                and output_text
-                and uncertainty_acknowledged(output_text, patterns=self._uncertainty)
+                output_text
+                and uncertainty_acknowledged(output_text, patterns=self._uncertainty_phrases)
             ),
             tool_provided_data=bool(providing) if tools else None,
             tool_outputs=[tool.output for tool in providing],
