@@ -4,7 +4,7 @@
     python3 scripts/dev.py demo       set up .venv and run `ragprov demo`
     python3 scripts/dev.py test       set up .venv and run every check and test (what CI runs)
     python3 scripts/dev.py generate   regenerate semconv constants, docs/attributes.md, docs/spec/
-    python3 scripts/dev.py bench      run the benchmarks in benchmarks/
+    python3 scripts/dev.py bench      run the benchmarks in benchmarks/ (not part of `test`)
 
 Needs only Python >= 3.10 with the standard library: everything else is installed into
 ``.venv`` from pyproject.toml. The install is skipped when pyproject.toml has not changed since
@@ -29,7 +29,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 # What each task needs installed. The test environment holds every instrumented client the
 # tests exercise against real components.
 DEMO_EXTRAS = "chromadb"
-TEST_EXTRAS = "dev,chromadb,qdrant,lancedb"
+TEST_EXTRAS = "dev,chromadb,qdrant,lancedb,pinecone,openai,anthropic"
 
 
 def main(argv: list[str]) -> int:
@@ -94,8 +94,15 @@ def generate(args: list[str]) -> int:
 
 
 def bench(args: list[str]) -> int:
+    """Run every benchmark: pytest-benchmark files, then the scripts that print their ratios."""
     ensure_venv(TEST_EXTRAS)
-    run([PYTHON, "-m", "pytest", "benchmarks", "--benchmark-only", *args])
+    for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        relative = path.relative_to(ROOT)
+        print(f"==> {relative}", flush=True)
+        if "def test_" in path.read_text(encoding="utf-8"):
+            run([PYTHON, "-m", "pytest", str(relative), "--benchmark-only", *args])
+        else:
+            run([PYTHON, str(relative), *args])
     return 0
 
 
