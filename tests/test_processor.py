@@ -321,3 +321,24 @@ def test_a_forked_child_starts_its_own_worker() -> None:
         _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     pipeline.provider.shutdown()
+
+
+def test_an_idle_worker_releases_traces_whose_root_never_ends() -> None:
+    import time as time_module
+
+    pipeline = make_pipeline(settings=Settings(trace_ttl_seconds=0.2))
+    with lineage.new_scope():
+        root = pipeline.tracer.start_span("request")  # never ended
+        from opentelemetry import trace
+
+        with trace.use_span(root, end_on_exit=False):
+            retrieve(pipeline.tracer, scenarios.DIVERSE)
+        pipeline.spans()
+        assert pipeline.processor.stats()["traces_in_memory"] == 1
+        deadline = time_module.monotonic() + 10
+        while pipeline.processor.stats()["traces_in_memory"] and time_module.monotonic() < deadline:
+            time_module.sleep(0.05)
+    stats = pipeline.processor.stats()
+    assert (stats["traces_in_memory"], stats["records_in_memory"]) == (0, 0)
+    assert stats["traces_evicted_by_age"] == 1
+    pipeline.provider.shutdown()

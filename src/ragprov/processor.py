@@ -115,6 +115,7 @@ class ProvenanceSpanProcessor(SpanProcessor):
         self._worker: threading.Thread | None = None
         self._worker_pid = 0
         self._worker_lock = threading.Lock()
+        self._sweep_seconds = max(0.01, min(60.0, self.settings.trace_ttl_seconds / 4))
         self._shutdown = False
         self._logged_errors: set[str] = set()
         sidechannel.configure_bounds(
@@ -271,7 +272,14 @@ class ProvenanceSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._sweep_seconds)
+            except queue.Empty:
+                # Idle: apply the age bounds now rather than on the next span, so the state of
+                # traces whose root never ends is released even when no more spans arrive.
+                self._store.enforce_bounds()
+                sidechannel.sweep()
+                continue
             if item is _STOP:
                 return
             if isinstance(item, _Flush):

@@ -306,6 +306,12 @@ def pending() -> tuple[int, int]:
     return len(_registry), _registry.pending_chars
 
 
+def sweep() -> None:
+    """Evict pending payloads older than the TTL (the processor calls this when idle)."""
+    with _registry._lock:
+        _registry._evict(time.monotonic())
+
+
 def take(trace_id: int, span_id: int) -> Payload | None:
     """Remove and return a span's payload (the processor calls this when the span ends)."""
     return _registry.pop((trace_id, span_id))
