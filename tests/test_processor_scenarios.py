@@ -113,6 +113,7 @@ def test_healthy_answer_exact_attributes(pipeline: Pipeline) -> None:
     assert attributes.pop("rag.lineage_method") == "content_match"
     assert attributes.pop("rag.ancestor_retrieval_set_ids") == (retrieval_set_id,)
     assert attributes.pop("rag.ancestor_chunk_set_hashes") == (ids.chunk_set_hash(scenarios.IDS),)
+    assert attributes.pop("rag.ancestor_data_source_ids") == ("reports",)
     assert attributes.pop("rag.utilisation_ratio") == 0.8
     assert attributes.pop("rag.used_chunk_ids") == tuple(scenarios.IDS[:4])
     assert attributes.pop("rag.used_chunk_count") == 4
@@ -175,6 +176,7 @@ def test_root_mirrors_the_final_answer(pipeline: Pipeline) -> None:
     assert attributes.pop("rag.grounding_status") == "grounded"
     assert attributes.pop("rag.ancestor_retrieval_set_ids") == (retrieval_set_id,)
     assert attributes.pop("rag.ancestor_chunk_set_hashes") == (ids.chunk_set_hash(scenarios.IDS),)
+    assert attributes.pop("rag.ancestor_data_source_ids") == ("reports",)
     assert attributes == {}
 
 

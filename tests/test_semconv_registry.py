@@ -51,6 +51,7 @@ EXPECTED_RAG_ATTRIBUTES: dict[str, str] = {
     # on step spans
     "rag.ancestor_retrieval_set_ids": "string[]",
     "rag.ancestor_chunk_set_hashes": "string[]",
+    "rag.ancestor_data_source_ids": "string[]",
     "rag.transformation_type": "enum",
     "rag.lineage_method": "enum",
     "rag.utilisation_ratio": "double",
@@ -126,6 +127,7 @@ EXPECTED_STEP_SPAN_RAG = {
     "rag.step_id",
     "rag.ancestor_retrieval_set_ids",
     "rag.ancestor_chunk_set_hashes",
+    "rag.ancestor_data_source_ids",
     "rag.transformation_type",
     "rag.lineage_method",
     "rag.utilisation_ratio",

@@ -38,6 +38,7 @@ from ragprov.trace_state import RetrievalRecord, StepRecord, TraceStore
 
 RETRIEVAL = "retrieval"
 STEP = "step"
+GEN_AI_DATA_SOURCE_ID = "gen_ai.data_source.id"
 #: A step is compared with at most this many of the latest retrievals and steps of its trace
 #: (plus its scope), so that a long agent trace costs linear, not quadratic, time.
 MAX_CANDIDATE_RETRIEVALS = 64
@@ -142,6 +143,7 @@ class Enricher:
                 set_signals=set_signals,
                 upstream_retrieval_set_ids=self._query_upstream(item, context, query_texts),
                 is_trace_root=item.is_local_root,
+                data_source_id=_data_source_id(span_attributes),
             ),
         )
 
@@ -318,16 +320,21 @@ class Enricher:
         out.attributes[attrs.RAG_LINEAGE_METHOD] = ancestry.method.value
         out.attributes[attrs.RAG_ANCESTOR_RETRIEVAL_SET_IDS] = list(ancestry.retrieval_set_ids)
         hashes: list[str] = []
+        data_sources: list[str] = []
         for retrieval_set_id in ancestry.retrieval_set_ids:
             record = self.store.retrieval(retrieval_set_id)
             if record is None:
                 continue
             hashes.append(record.chunk_set_hash)
+            if record.data_source_id:
+                data_sources.append(record.data_source_id)
             out.links.append(
                 Link(record.span_context, {attrs.RAG_RETRIEVAL_SET_ID: retrieval_set_id})
             )
         if hashes:
             out.attributes[attrs.RAG_ANCESTOR_CHUNK_SET_HASHES] = list(dict.fromkeys(hashes))
+        if data_sources:
+            out.attributes[attrs.RAG_ANCESTOR_DATA_SOURCE_IDS] = list(dict.fromkeys(data_sources))
 
     # -- lineage candidates and the trace root ----------------------------------------------------
 
@@ -389,6 +396,7 @@ MIRRORED_ATTRIBUTES = (
     attrs.RAG_GROUNDING_STATUS,
     attrs.RAG_ANCESTOR_RETRIEVAL_SET_IDS,
     attrs.RAG_ANCESTOR_CHUNK_SET_HASHES,
+    attrs.RAG_ANCESTOR_DATA_SOURCE_IDS,
 )
 _ANSWER_SPAN_KEY = "\x00answer_span_id"  # internal marker, never exported
 
@@ -407,6 +415,11 @@ def _transformation_type(span_attributes: Mapping[str, Any], is_tool: bool) -> s
     if foreign.is_generation(span_attributes):
         return RagTransformationTypeValues.GENERATION.value
     return None
+
+
+def _data_source_id(span_attributes: Mapping[str, Any]) -> str | None:
+    value = span_attributes.get(GEN_AI_DATA_SOURCE_ID)
+    return value if isinstance(value, str) and value else None
 
 
 def _sequence(value: Any) -> Sequence[Any]:

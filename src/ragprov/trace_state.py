@@ -48,6 +48,7 @@ class RetrievalRecord:
     set_signals: SetSignals | None
     upstream_retrieval_set_ids: tuple[str, ...] = ()
     is_trace_root: bool = False
+    data_source_id: str | None = None
 
     def size_bytes(self) -> int:
         fingerprint_bytes = sum(fp.hashes.nbytes for fp in self.fingerprints if fp is not None)

@@ -16,6 +16,15 @@ RAG_ANCESTOR_CHUNK_SET_HASHES: Final = "rag.ancestor_chunk_set_hashes"
 Type: string[]. Stability: development.
 """
 
+RAG_ANCESTOR_DATA_SOURCE_IDS: Final = "rag.ancestor_data_source_ids"
+"""The `gen_ai.data_source.id` of the ancestor retrieval sets, distinct, in order.
+
+Lets a backend group a step's signals (utilisation, diagnosis) by data source without joining the
+step span with its retrieval spans. Only sets whose retrieval span named a data source contribute.
+
+Type: string[]. Stability: development.
+"""
+
 RAG_ANCESTOR_RETRIEVAL_SET_IDS: Final = "rag.ancestor_retrieval_set_ids"
 """The `rag.retrieval_set_id` of every retrieval that fed this step's input, transitively.
 
@@ -316,6 +325,7 @@ STEP_SPAN_ATTRIBUTES: Final[tuple[str, ...]] = (
     RAG_STEP_ID,
     RAG_ANCESTOR_RETRIEVAL_SET_IDS,
     RAG_ANCESTOR_CHUNK_SET_HASHES,
+    RAG_ANCESTOR_DATA_SOURCE_IDS,
     RAG_TRANSFORMATION_TYPE,
     RAG_LINEAGE_METHOD,
     RAG_UTILISATION_RATIO,
@@ -336,6 +346,7 @@ STEP_SPAN_ATTRIBUTES: Final[tuple[str, ...]] = (
 
 ALL_RAG_ATTRIBUTES: Final[tuple[str, ...]] = (
     RAG_ANCESTOR_CHUNK_SET_HASHES,
+    RAG_ANCESTOR_DATA_SOURCE_IDS,
     RAG_ANCESTOR_RETRIEVAL_SET_IDS,
     RAG_CHUNK_ID_METHOD,
     RAG_CHUNK_IDS,
