@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ragprov.lineage import step
     from ragprov.processor import ProvenanceSpanProcessor
     from ragprov.stamping import stamp
+    from ragprov.tools import tool
 
 _LAZY = {
     "configure": "ragprov.install",
@@ -28,6 +29,7 @@ _LAZY = {
     "step": "ragprov.lineage",
     "ProvenanceSpanProcessor": "ragprov.processor",
     "stamp": "ragprov.stamping",
+    "tool": "ragprov.tools",
 }
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "record_feedback",
     "stamp",
     "step",
+    "tool",
 ]
 
 
