@@ -28,7 +28,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 # What each task needs installed. The test environment holds every instrumented client the
 # tests exercise against real components.
-DEMO_EXTRAS = "chromadb"
+DEMO_EXTRAS = "chromadb,openai"
 TEST_EXTRAS = "dev,chromadb,qdrant,lancedb,pinecone,openai,anthropic"
 
 

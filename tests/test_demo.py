@@ -1,4 +1,4 @@
-"""`ragprov demo` on a real embedded chromadb, run as a user runs it."""
+"""`ragprov demo` on real embedded components, run as a user runs it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from apps.harness import otlp_http_receiver
 
 from ragprov import ids
-from ragprov.demo.corpus import QUESTIONS
+from ragprov.demo import scenarios
+from ragprov.demo.app import QUESTIONS
 from ragprov.demo.embedding import HashingEmbedder
-from ragprov.model import RetrievalSetEnvelope
+from ragprov.demo.responder import FALLBACK_ANSWER, running_responder
 
 pytest.importorskip("chromadb")
 
@@ -33,70 +36,86 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_envelopes() -> list[RetrievalSetEnvelope]:
+def demo_reports() -> list[dict[str, Any]]:
     result = run_cli("demo", "--json")
     assert result.returncode == 0, result.stderr
-    return [RetrievalSetEnvelope.model_validate_json(line) for line in result.stdout.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_demo_prints_one_envelope_per_question(demo_envelopes: list[RetrievalSetEnvelope]) -> None:
-    assert len(demo_envelopes) == len(QUESTIONS)
-    assert len({envelope.retrieval_set_id for envelope in demo_envelopes}) == len(QUESTIONS)
+def test_demo_answers_every_question(demo_reports: list[dict[str, Any]]) -> None:
+    assert [report["question"] for report in demo_reports] == [q.question for q in QUESTIONS]
 
 
-def test_demo_retrieves_top_k_chunks(demo_envelopes: list[RetrievalSetEnvelope]) -> None:
-    assert [len(envelope.chunks) for envelope in demo_envelopes] == [4, 4, 4]
-    assert [chunk.rank for chunk in demo_envelopes[0].chunks] == [1, 2, 3, 4]
+def test_demo_shows_every_diagnosis_category(demo_reports: list[dict[str, Any]]) -> None:
+    assert [report["diagnosis"] for report in demo_reports] == [
+        "healthy",
+        "navigation",
+        "retrieval_composition",
+        "data_problem",
+        "acceptable_fallback",
+        "ungrounded_answer",
+    ]
+    assert [report["diagnosis"] for report in demo_reports] == [q.expected for q in QUESTIONS]
 
 
-def test_demo_ranks_the_relevant_chunk_first(demo_envelopes: list[RetrievalSetEnvelope]) -> None:
-    returns, shipping, revenue = demo_envelopes
-    assert returns.chunks[0].chunk_id == "handbook/returns#0"
-    assert shipping.chunks[0].chunk_id == "handbook/shipping#1"
-    assert revenue.chunks[0].chunk_id == ids.content_hash(
-        "Third-quarter revenue grew to $12.4M, up 26.6% year over year, driven by the "
-        "subscription plans launched in April."
-    )
-
-
-def test_demo_scores_are_similarities_in_rank_order(
-    demo_envelopes: list[RetrievalSetEnvelope],
-) -> None:
-    for envelope in demo_envelopes:
-        scores = [chunk.score for chunk in envelope.chunks]
-        assert all(score is not None and -1.0 <= score <= 1.0 for score in scores)
-        assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
-
-
-def test_demo_reads_quality_metadata(demo_envelopes: list[RetrievalSetEnvelope]) -> None:
-    top = demo_envelopes[0].chunks[0]
-    assert top.quality.score == pytest.approx((0.86 + 0.92 + 0.95) / 3)
-    assert top.source_document_id == "handbook/returns"
-
-
-def test_demo_query_hash_is_the_hash_of_the_question(
-    demo_envelopes: list[RetrievalSetEnvelope],
-) -> None:
-    assert [envelope.query_hash for envelope in demo_envelopes] == [
-        ids.query_hash(question) for question in QUESTIONS
+def test_demo_reads_utilisation_back_from_the_spans(demo_reports: list[dict[str, Any]]) -> None:
+    assert [
+        (report["used_chunks"], report["retrieved_chunks"], report["utilisation_ratio"])
+        for report in demo_reports
+    ] == [(4, 5, 0.8), (2, 5, 0.4), (5, 5, 1.0), (4, 5, 0.8), (0, 0, None), (0, 0, None)]
+    assert [report["utilisation_reliable"] for report in demo_reports[:4]] == [
+        True,
+        True,
+        False,
+        True,
     ]
 
 
-def test_demo_report_is_readable() -> None:
+def test_demo_links_each_answer_to_its_retrieval(demo_reports: list[dict[str, Any]]) -> None:
+    for report in demo_reports:
+        assert len(report["retrieval_set_ids"]) == 1
+    assert demo_reports[0]["chunk_set_hashes"] == [ids.chunk_set_hash(scenarios.IDS)]
+    # An empty retrieval is still a set: the hash of no chunks.
+    assert demo_reports[4]["chunk_set_hashes"] == [ids.chunk_set_hash([])]
+
+
+def test_demo_quality_comes_from_metadata(demo_reports: list[dict[str, Any]]) -> None:
+    assert [report["quality_method"] for report in demo_reports[:4]] == ["metadata"] * 2 + [
+        "heuristic",
+        "metadata",
+    ]
+    assert demo_reports[3]["quality_density"] < 0.6 < demo_reports[0]["quality_density"]
+
+
+def test_demo_table_is_readable_and_holds_no_document_text() -> None:
     result = run_cli("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.count("chunk_set_hash") == len(QUESTIONS)
-    assert "handbook/returns#0" in out
-    assert "quality_density" in out
-    # Privacy: the report shows ids and hashes, never the chunk text.
-    assert "full refund" not in out
+    for category in ("healthy", "navigation", "retrieval_composition", "data_problem"):
+        assert category in out
+    assert "[6/6]" in out
+    assert "navigation: 2 of 5 retrieved chunks used (0.40 < 0.50)" in out
+    assert "Palletbot" not in out  # chunk text stays in the process
 
 
-def test_demo_rejects_a_bad_top_k() -> None:
-    result = run_cli("demo", "--top-k", "0")
-    assert result.returncode == 2
-    assert "--top-k must be at least 1" in result.stderr
+def test_demo_exports_over_otlp() -> None:
+    with otlp_http_receiver() as receiver:
+        result = run_cli("demo", "--json", "--otlp", receiver.endpoint)
+        assert result.returncode == 0, result.stderr
+    spans = receiver.spans()
+    roots = [span for span in spans if span["name"] == "rag request"]
+    assert sorted(span["attributes"]["rag.diagnosis"] for span in roots) == sorted(
+        q.expected for q in QUESTIONS
+    )
+    assert all("gen_ai.input.messages" not in span["attributes"] for span in spans)
+
+
+def test_demo_uses_the_given_openai_endpoint() -> None:
+    with running_responder({}) as url:  # knows no question: every answer is the fallback
+        result = run_cli("demo", "--json", "--openai-base-url", url)
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {report["answer"] for report in reports} == {FALLBACK_ANSWER}
 
 
 def test_config_check_names_an_invalid_variable() -> None:

@@ -19,12 +19,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = commands.add_parser(
         "demo",
-        help="store a small corpus in an embedded chromadb, query it, print the provenance",
+        help="run a small RAG app on embedded components and show what ragprov diagnoses",
     )
     demo.add_argument(
-        "--json", action="store_true", help="print each retrieval set envelope as a JSON line"
+        "--json", action="store_true", help="print one JSON line per answer instead of the table"
     )
-    demo.add_argument("--top-k", type=int, default=4, help="chunks per query (default: 4)")
+    demo.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="also export the spans over OTLP to URL (default protocol http/protobuf; the "
+        "OTEL_EXPORTER_OTLP_* variables are honoured when this is not given)",
+    )
+    demo.add_argument(
+        "--otlp-protocol",
+        choices=("http/protobuf", "grpc"),
+        default="http/protobuf",
+        help="protocol for --otlp (default: http/protobuf)",
+    )
+    demo.add_argument(
+        "--openai-base-url",
+        metavar="URL",
+        help="use this OpenAI-compatible endpoint instead of the local scripted responder "
+        "(default: $OPENAI_BASE_URL; the key is read from $OPENAI_API_KEY)",
+    )
+    demo.add_argument("--model", default=None, help="model name (default: demo-model)")
 
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument(
@@ -33,22 +51,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(json_lines=args.json, top_k=args.top_k)
+        return _demo(args)
     return _config(check=args.check)
 
 
-def _demo(*, json_lines: bool, top_k: int) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from ragprov.demo import run_demo
+    from ragprov.demo.app import DEFAULT_MODEL
 
-    if top_k < 1:
-        print("ragprov demo: --top-k must be at least 1", file=sys.stderr)
-        return 2
     try:
-        run_demo(sys.stdout, json_lines=json_lines, top_k=top_k)
+        run_demo(
+            sys.stdout,
+            json_lines=args.json,
+            otlp_endpoint=args.otlp,
+            otlp_protocol=args.otlp_protocol,
+            openai_base_url=args.openai_base_url,
+            model=args.model or DEFAULT_MODEL,
+        )
     except ModuleNotFoundError as error:
-        if error.name != "chromadb":
+        if error.name not in ("chromadb", "openai"):
             raise
-        print("ragprov demo needs chromadb: pip install 'ragprov[chromadb]'", file=sys.stderr)
+        print(
+            f"ragprov demo needs {error.name}: pip install 'ragprov[chromadb,openai]'",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -1,5 +1,5 @@
-"""``ragprov demo``: provenance of real retrievals on an embedded vector store, offline."""
+"""``ragprov demo``: a RAG app on embedded components, diagnosed by ragprov, offline."""
 
-from ragprov.demo.app import DemoResult, run_demo
+from ragprov.demo.app import AnswerReport, run_demo
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["AnswerReport", "run_demo"]

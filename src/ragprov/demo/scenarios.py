@@ -71,3 +71,13 @@ LOW_QUALITY_METADATA: list[dict[str, Any]] = [
 ACKNOWLEDGING = "I couldn't find Acme Robotics' 2025 revenue in the available documents."
 #: After an empty retrieval: ungrounded_answer.
 CONFIDENT = "Acme Robotics' revenue in 2025 was $21.7M, driven by expansion into Spain."
+
+
+#: Good pre-ingestion quality for DIVERSE, as a scoring pipeline would stamp it.
+GOOD_METADATA: list[dict[str, Any]] = [
+    {"semantic_density": 0.91, "completeness": 0.95, "faithfulness": 0.93},
+    {"semantic_density": 0.88, "completeness": 0.9, "faithfulness": 0.92},
+    {"semantic_density": 0.9, "completeness": 0.86, "faithfulness": 0.94},
+    {"semantic_density": 0.86, "completeness": 0.92, "faithfulness": 0.9},
+    {"semantic_density": 0.89, "completeness": 0.9, "faithfulness": 0.95},
+]
