@@ -168,12 +168,15 @@ def _message_texts(messages: Any) -> Iterator[str]:
         parts = message.get("parts")
         if isinstance(parts, list):
             for part in parts:
-                if (
-                    isinstance(part, Mapping)
-                    and isinstance(part.get("content"), str)
-                    and part.get("type", "text") in ("text", "tool_call_response")
-                ):
+                if not isinstance(part, Mapping):
+                    continue
+                kind = part.get("type", "text")
+                if kind == "text" and isinstance(part.get("content"), str):
                     yield part["content"]
+                elif kind == "tool_call_response" and part.get("response") is not None:
+                    # The convention's tool result field; any JSON value.
+                    response = part["response"]
+                    yield response if isinstance(response, str) else json.dumps(response)
 
 
 def _json(text: str) -> Any:

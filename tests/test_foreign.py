@@ -1,0 +1,56 @@
+"""Reading other instrumentations' attributes (ragprov/foreign.py)."""
+
+from __future__ import annotations
+
+import json
+
+from ragprov import foreign
+
+
+def test_official_messages_text_and_tool_responses_are_read() -> None:
+    messages = [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": "c1", "response": {"rows": 2}}],
+        },
+        {"role": "user", "content": "plain string content"},
+    ]
+    text = foreign.step_text({"gen_ai.input.messages": json.dumps(messages)}, "input")
+    assert text == 'Be brief.\n{"rows": 2}\nplain string content'
+
+
+def test_openinference_indexed_messages_are_read_in_index_order() -> None:
+    attributes = {
+        "llm.output_messages.1.message.content": "second",
+        "llm.output_messages.0.message.content": "first",
+    }
+    assert foreign.step_text(attributes, "output") == "first\nsecond"
+
+
+def test_openllmetry_prompts_are_read() -> None:
+    assert foreign.step_text({"gen_ai.prompt.0.content": "question"}, "input") == "question"
+
+
+def test_input_value_is_the_last_resort() -> None:
+    assert foreign.step_text({"input.value": "raw"}, "input") == "raw"
+    assert foreign.step_text({}, "input") is None
+
+
+def test_official_retrieval_documents_are_read() -> None:
+    documents = json.dumps([{"id": "d1", "score": 0.5, "content": "text", "metadata": {"a": 1}}])
+    (document,) = foreign.retrieval_documents({"gen_ai.retrieval.documents": documents})
+    assert document == foreign.ForeignDocument("d1", "text", 0.5, {"a": 1})
+
+
+def test_malformed_json_yields_nothing() -> None:
+    assert foreign.retrieval_documents({"gen_ai.retrieval.documents": "{not json"}) == []
+    assert foreign.step_text({"gen_ai.output.messages": "[oops"}, "output") is None
+
+
+def test_span_roles() -> None:
+    assert foreign.is_retrieval({"openinference.span.kind": "RETRIEVER"})
+    assert foreign.is_step({"llm.request.type": "chat"})
+    assert foreign.is_tool({"gen_ai.operation.name": "execute_tool"})
+    assert foreign.is_generation({"gen_ai.operation.name": "chat"})
+    assert not foreign.is_step({"http.method": "GET"})
