@@ -100,6 +100,19 @@ def current_step_id() -> str | None:
     return None if step_context is None else step_context.step_id
 
 
+def enter_step(step_id: str, name: str) -> contextvars.Token[StepContext | None]:
+    """Make ``step_id`` the current step of this context (for instrumentors that open steps).
+
+    Retrievals started until :func:`exit_step` record it as their ``rag.step_id``.
+    """
+    return _current_step.set(StepContext(step_id, name))
+
+
+def exit_step(token: contextvars.Token[StepContext | None]) -> None:
+    """Restore the step that was current before the matching :func:`enter_step`."""
+    _current_step.reset(token)
+
+
 def note(entry: ScopeEntry) -> None:
     """Append a finished retrieval or step to this context's scope (bounded, oldest dropped).
 
@@ -198,7 +211,7 @@ class step:  # noqa: N801 - used like a function: `with ragprov.step("rewrite"):
             },
         )
         span = span_manager.__enter__()
-        token = _current_step.set(StepContext(step_id, self.name))
+        token = enter_step(step_id, self.name)
         self._active.append((span_manager, token))
         if self.inputs:
             sidechannel.record_explicit_inputs(span, [value for value in self.inputs if value])
@@ -211,7 +224,7 @@ class step:  # noqa: N801 - used like a function: `with ragprov.step("rewrite"):
         traceback: TracebackType | None,
     ) -> None:
         span_manager, token = self._active.pop()
-        _current_step.reset(token)
+        exit_step(token)
         span_manager.__exit__(exc_type, exc, traceback)
 
     def __call__(self, function: F) -> F:

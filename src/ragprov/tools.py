@@ -166,7 +166,7 @@ class tool:  # noqa: N801 - used like a function: `with ragprov.tool("search"):`
         )
         span = span_manager.__enter__()
         # The tool is the current step: retrievals made inside it record its step id.
-        token = lineage._current_step.set(lineage.StepContext(step_id, name))
+        token = lineage.enter_step(step_id, name)
         self._active.append((span_manager, token, span))
         return ToolHandle(step_id, span, capture=load_settings().capture_content)
 
@@ -181,7 +181,7 @@ class tool:  # noqa: N801 - used like a function: `with ragprov.tool("search"):`
             return
         span_manager, token, span = active
         try:
-            lineage._current_step.reset(token)
+            lineage.exit_step(token)
             if isinstance(exc, Exception):
                 sidechannel.record_tool_result(span, None, error=exc)
                 span.record_exception(exc)
