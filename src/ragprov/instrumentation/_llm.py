@@ -99,13 +99,6 @@ ERROR_TYPE = "error.type"
 CHAT_OPERATION = "chat"
 EMBEDDINGS_OPERATION = "embeddings"
 
-# ---- Proposed registry attributes (not in the registry yet: the lead adds them to semconv/).
-# Tool calls the model requested in its answer, in the order it listed them. The GenAI
-# conventions carry them only inside the opt-in gen_ai.output.messages content; these ids are
-# what the next step's execute_tool spans (gen_ai.tool.call.id) join on.
-RAG_REQUESTED_TOOL_CALL_IDS = "rag.requested_tool_call_ids"  # string[]
-RAG_REQUESTED_TOOL_NAMES = "rag.requested_tool_names"  # string[], parallel to the ids
-# ---- end of proposed registry attributes
 
 # Other instrumentations' marks of an LLM (inference) or embeddings span.
 _OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
@@ -578,8 +571,8 @@ class LLMCall:
         self._tool_calls_set = len(tool_calls)
         self.span.set_attributes(
             {
-                RAG_REQUESTED_TOOL_CALL_IDS: [call_id for call_id, _ in tool_calls],
-                RAG_REQUESTED_TOOL_NAMES: [name for _, name in tool_calls],
+                attrs.RAG_REQUESTED_TOOL_CALL_IDS: [call_id for call_id, _ in tool_calls],
+                attrs.RAG_REQUESTED_TOOL_NAMES: [name for _, name in tool_calls],
             }
         )
 

@@ -173,6 +173,24 @@ The default threshold is 0.85 and may differ per similarity method.
 Type: double. Stability: development.
 """
 
+RAG_REQUESTED_TOOL_CALL_IDS: Final = "rag.requested_tool_call_ids"
+"""Ids of the tool calls the model requested in this LLM step (first choice).
+
+The GenAI conventions record requested tool calls only inside the opt-in `gen_ai.output.messages`;
+these ids (and `rag.requested_tool_names`, parallel to them) are not content, so they are always
+recorded: the tool spans of the next step carry the same id in `gen_ai.tool.call.id`, which joins a
+tool call with the step that asked for it.
+
+Type: string[]. Stability: development.
+"""
+
+RAG_REQUESTED_TOOL_NAMES: Final = "rag.requested_tool_names"
+"""Names of the tools the model requested in this LLM step, parallel to
+`rag.requested_tool_call_ids`.
+
+Type: string[]. Stability: development.
+"""
+
 RAG_RETRIEVAL_METHOD: Final = "rag.retrieval_method"
 """The retrieval technique that produced the set.
 
@@ -338,6 +356,8 @@ STEP_SPAN_ATTRIBUTES: Final[tuple[str, ...]] = (
     RAG_GROUNDING_STATUS,
     RAG_UNCERTAINTY_ACKNOWLEDGED,
     RAG_TOOL_PROVIDED_DATA,
+    RAG_REQUESTED_TOOL_CALL_IDS,
+    RAG_REQUESTED_TOOL_NAMES,
     RAG_SOURCE_TO_RESPONSE_RATIO,
     RAG_DIAGNOSIS,
     RAG_DIAGNOSIS_REASON,
@@ -364,6 +384,8 @@ ALL_RAG_ATTRIBUTES: Final[tuple[str, ...]] = (
     RAG_QUALITY_METHOD,
     RAG_QUERY_HASH,
     RAG_REDUNDANCY_RATIO,
+    RAG_REQUESTED_TOOL_CALL_IDS,
+    RAG_REQUESTED_TOOL_NAMES,
     RAG_RETRIEVAL_METHOD,
     RAG_RETRIEVAL_SET_ID,
     RAG_RETRIEVED_CHUNK_COUNT,
