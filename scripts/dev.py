@@ -2,7 +2,9 @@
 """The project's task runner: the README's two commands and the maintenance tasks.
 
     python3 scripts/dev.py demo       set up .venv and run `ragprov demo`
-    python3 scripts/dev.py test       set up .venv and run every check and test (what CI runs)
+    python3 scripts/dev.py test       set up .venv and run every check and test (what CI runs),
+                                      then each vector-store test file against the oldest
+                                      supported client (scripts/version_matrix.py)
     python3 scripts/dev.py generate   regenerate semconv constants, docs/attributes.md, docs/spec/
     python3 scripts/dev.py bench      run the benchmarks in benchmarks/ (not part of `test`)
 
@@ -79,6 +81,8 @@ def test(args: list[str]) -> int:
         ("mypy (strict, src/)", [BIN / "mypy"]),
         ("pytest", [PYTHON, "-m", "pytest", *args]),
     ]
+    if not args:  # the whole run: also the oldest supported version of each vector-store client
+        steps.append(("oldest supported clients", [sys.executable, "scripts/version_matrix.py"]))
     for title, command in steps:
         print(f"==> {title}", flush=True)
         run(command)

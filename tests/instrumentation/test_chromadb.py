@@ -16,7 +16,6 @@ from typing import Any
 
 import chromadb
 import pytest
-from chromadb.api.models.AsyncCollection import AsyncCollection
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings
@@ -31,6 +30,12 @@ from ragprov.instrumentation._base import retrieval_span_scope
 from ragprov.instrumentation.chromadb import ChromaInstrumentor
 from ragprov.stamping import stamp
 
+try:  # chromadb >= 0.5.1
+    from chromadb.api.models.AsyncCollection import AsyncCollection
+except ImportError:  # the oldest supported version has no async client
+    AsyncCollection = None
+
+CHROMA_1 = int(chromadb.__version__.split(".")[0]) >= 1
 SETTINGS = Settings(anonymized_telemetry=False)  # the same values for every client in the process
 EMBEDDER = HashingEmbedder(64)
 EMPTY_SET_HASH = ids.chunk_set_hash([])
@@ -50,7 +55,9 @@ class HashingFunction(EmbeddingFunction[Documents]):
         pass
 
     def __call__(self, input: Documents) -> Embeddings:
-        return EMBEDDER.embed(list(input))  # type: ignore[return-value]
+        embeddings = EMBEDDER.embed(list(input))
+        # chromadb < 1 wants lists of floats; newer versions also take arrays.
+        return embeddings.tolist() if hasattr(embeddings, "tolist") else embeddings  # type: ignore[no-any-return]
 
     @staticmethod
     def name() -> str:
@@ -73,9 +80,16 @@ class Store:
         self.is_async = run is not None
 
     def create(self, name: str, *, space: str = "l2", embedding_function: Any = None) -> Any:
-        created = self.client.create_collection(
-            name, embedding_function=embedding_function, configuration={"hnsw": {"space": space}}
-        )
+        if CHROMA_1:
+            created = self.client.create_collection(
+                name,
+                embedding_function=embedding_function,
+                configuration={"hnsw": {"space": space}},
+            )
+        else:  # chromadb < 1: the space is the legacy "hnsw:space" metadata
+            created = self.client.create_collection(
+                name, embedding_function=embedding_function, metadata={"hnsw:space": space}
+            )
         return self.run(created) if self.run else created
 
     def call(self, collection: Any, method: str, **kwargs: Any) -> Any:
@@ -126,8 +140,13 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 
 @pytest.fixture(scope="module")
-def ephemeral() -> Any:
-    return chromadb.EphemeralClient(settings=SETTINGS)
+def ephemeral() -> Iterator[Any]:
+    yield chromadb.EphemeralClient(settings=SETTINGS)
+    # chromadb keeps one system per identifier for the whole process: drop it so that later
+    # test modules can open their own ephemeral client (with their own settings).
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -136,6 +155,8 @@ def store(
 ) -> Store:
     if request.param == "sync":
         return Store(ephemeral, None)
+    if AsyncCollection is None:
+        pytest.skip("this chromadb version has no async client")
     host, port = request.getfixturevalue("chroma_server")
     client = event_loop_runner(chromadb.AsyncHttpClient(host=host, port=port, settings=SETTINGS))
     return Store(client, event_loop_runner)
@@ -144,6 +165,7 @@ def store(
 ORIGINALS = {
     (cls, name): cls.__dict__[name]
     for cls in (Collection, AsyncCollection)
+    if cls is not None
     for name in ("query", "get", "add", "upsert")
 }
 

@@ -50,6 +50,7 @@ CHUNK_IDS = {
     "d3": ids.content_hash(TEXTS[2]),
 }
 
+# Only the methods this lancedb version has.
 ORIGINALS = {
     (cls, name): cls.__dict__[name]
     for cls, name in (
@@ -66,6 +67,7 @@ ORIGINALS = {
         (lancedb.db.LanceDBConnection, "create_table"),
         (lancedb.db.AsyncConnection, "create_table"),
     )
+    if name in cls.__dict__
 }
 
 
@@ -78,7 +80,7 @@ class SyncStore:
     def create(self, name: str, data: Any = None, *, fts: bool = False) -> Any:
         table = self.db.create_table(name, data=data if data is not None else rows())
         if fts:
-            table.create_index("text", config=FTS())
+            table.create_fts_index("text", use_tantivy=False)  # every supported version
         return table
 
     def vector(
@@ -481,7 +483,7 @@ def test_supported_versions_and_entry_point() -> None:
     from importlib.metadata import entry_points
 
     dependencies = LanceDBInstrumentor().instrumentation_dependencies()
-    assert list(dependencies) == ["lancedb >= 0.20, < 1"]
+    assert list(dependencies) == ["lancedb >= 0.34, < 1"]
     assert get_dependency_conflicts(dependencies) is None
     (entry_point,) = entry_points(group="opentelemetry_instrumentor", name="ragprov_lancedb")
     assert entry_point.load() is LanceDBInstrumentor

@@ -183,3 +183,78 @@ def test_record_helpers() -> None:
     assert record_metadata(None) is None
     assert record_text({"_node_content": '{"text": "node"}'}) == "node"
     assert record_text({"_node_content": "[1]"}) is None
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+WHITESPACE = [chr(code) for code in range(0x3100) if chr(code).isspace()] + ["\u3000", "\ufeff"]
+TEXTS_TO_NORMALISE: list[str | bytes] = [
+    "",
+    "   ",
+    "plain text",
+    "  leading and trailing\t\n",
+    "e\u0301 composed by NFC, \u00e9 already",
+    "zero\u200bwidth is not whitespace",
+    *(f"a{space}b{space}{space}c{space}" for space in WHITESPACE),
+    b"bytes \xff with an undecodable byte",
+    "\u00a0".join(["non-breaking", "spaces"]),
+]
+
+
+@pytest.mark.parametrize("text", TEXTS_TO_NORMALISE)
+def test_fast_normalisation_matches_the_ids_module(text: str | bytes) -> None:
+    from ragprov.instrumentation._base import content_hash, normalise_text
+
+    assert normalise_text(text) == ids.normalise_text(text)
+    expected = ids.content_hash(text) if ids.normalise_text(text) else None
+    assert content_hash(text) == expected
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        Chunk(store_id="s1", text="Some text.", metadata={"chunk_id": "stamped"}, score=0.5),
+        Chunk(store_id=7, text="Some text.", metadata={"chunk_id": 12}),
+        Chunk(store_id=7, text="Some text.", metadata={"chunk_id": True}),  # not an id
+        Chunk(store_id=7, text="Some text.", metadata={"chunk_id": "  "}),
+        Chunk(store_id=7, text="  \n ", metadata=None, score=float("nan")),
+        Chunk(store_id=True, text=None),
+        Chunk(store_id="  ", text=" "),
+        Chunk(store_id=None, text=b"bytes text", score=True),
+        Chunk(store_id="m", text="Text.", metadata={"topic": "no quality keys", "page": 3}),
+        Chunk(store_id="m", text="Text.", metadata={"source_document_id": 12}),
+        Chunk(
+            store_id="q",
+            text="Quality text.",
+            metadata={
+                "completeness": 0.8,
+                "faithfulness_prediction": "0.6",
+                "freshness_status": "stale",
+                "conflict_flag": True,
+                "chunk_source_document_id": "doc.pdf",
+                "heuristic_quality": 0.4,
+            },
+            score=0.25,
+        ),
+    ],
+)
+def test_fast_chunk_provenance_matches_from_store(chunk: Chunk) -> None:
+    from ragprov.instrumentation._base import chunk_provenance
+    from ragprov.model import ChunkProvenance
+
+    expected = ChunkProvenance.from_store(
+        rank=3, text=chunk.text, metadata=chunk.metadata, store_id=chunk.store_id, score=chunk.score
+    )
+    assert chunk_provenance(3, chunk) == expected
+
+
+def test_capture_content_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragprov.instrumentation._base import capture_content
+
+    monkeypatch.delenv("RAGPROV_CAPTURE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    assert capture_content() is False
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    assert capture_content() is True
+    monkeypatch.setenv("RAGPROV_CAPTURE_CONTENT", "false")  # ragprov's variable wins
+    assert capture_content() is False

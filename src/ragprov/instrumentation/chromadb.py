@@ -53,13 +53,16 @@ class ChromaInstrumentor(VectorStoreInstrumentor):
         return SUPPORTED_VERSIONS
 
     def _patch(self, store: StoreTracer) -> None:
-        from chromadb.api.models.AsyncCollection import AsyncCollection
         from chromadb.api.models.Collection import Collection as SyncCollection
 
         self._wrap(SyncCollection, "query", store.retrieval_wrapper(_describe_query, _query_sets))
         self._wrap(SyncCollection, "get", store.retrieval_wrapper(_describe_get, _get_sets))
         self._wrap(SyncCollection, "add", store.ingest_wrapper(_describe_add))
         self._wrap(SyncCollection, "upsert", store.ingest_wrapper(_describe_upsert))
+        try:  # the async HTTP client arrived in chromadb 0.5.1
+            from chromadb.api.models.AsyncCollection import AsyncCollection
+        except ImportError:
+            return
         self._wrap(
             AsyncCollection, "query", store.async_retrieval_wrapper(_describe_query, _query_sets)
         )

@@ -60,7 +60,7 @@ from ragprov.instrumentation._base import (
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
 DB_SYSTEM = "lancedb"
-SUPPORTED_VERSIONS = ("lancedb >= 0.20, < 1",)
+SUPPORTED_VERSIONS = ("lancedb >= 0.34, < 1",)
 
 Method = RagRetrievalMethodValues
 
@@ -163,16 +163,18 @@ def _row_score(row: Mapping[str, Any], metric: str) -> float | None:
 
 
 def _embedding(value: Any) -> Any:
+    """A vector given to a write or read back as a list (a typed column: the first item tells)."""
     if (
         isinstance(value, (list, tuple))
         and value
-        and all(isinstance(item, (int, float)) for item in value)
+        and isinstance(value[0], (int, float))
+        and not isinstance(value[0], bool)
     ):
         return value
     return None
 
 
-def _row_chunk(row: Any, vector_column: str, metric: str | None) -> Chunk:
+def _row_chunk(row: Any, vector_column: str, metric: str | None, embedding: Any = None) -> Chunk:
     if not isinstance(row, Mapping):
         return Chunk()
     store_id = row.get("id")
@@ -188,14 +190,49 @@ def _row_chunk(row: Any, vector_column: str, metric: str | None) -> Chunk:
         text=record_text(row),
         metadata=record_metadata(fields),
         score=None if metric is None else _row_score(row, metric),
-        embedding=_embedding(row.get(vector_column)),
+        embedding=_embedding(row.get(vector_column)) if embedding is None else embedding,
     )
 
 
-def _rows_of(result: Any) -> list[Any]:
-    """Rows of a collected result (a pyarrow Table)."""
+def _rows_of(result: Any, vector_column: str | None = None) -> tuple[list[Any], Any]:
+    """Rows of a collected result (a pyarrow Table), and its vectors as a 2-D numpy array.
+
+    The vector column is read as one array instead of being converted to Python floats row by
+    row (``to_pylist`` of a 10 × 768 column makes 7,680 float objects); rows come without it.
+    """
+    vectors = None
+    names = getattr(result, "column_names", ())
+    if vector_column is not None and vector_column in names:
+        try:
+            vectors = _vector_array(result.column(vector_column))
+        except Exception:
+            vectors = None
+        if vectors is not None:
+            result = result.drop_columns([vector_column])
     rows = result.to_pylist()
-    return rows if isinstance(rows, list) else []
+    return (rows if isinstance(rows, list) else []), vectors
+
+
+def _vector_array(column: Any) -> Any:
+    """A fixed-size list column of numbers as an (n, dim) numpy array, else None."""
+    array = column.combine_chunks()
+    size = getattr(array.type, "list_size", None)  # only fixed-size list types have it
+    if not isinstance(size, int) or size <= 0 or array.null_count:
+        return None
+    values = array.flatten().to_numpy(zero_copy_only=False)
+    if getattr(values.dtype, "kind", "") not in ("f", "i", "u") or len(values) != len(array) * size:
+        return None
+    return values.reshape(len(array), size)
+
+
+def _result_chunks(result: Any, vector_column: str, metric: str | None) -> list[Chunk]:
+    rows, vectors = _rows_of(result, vector_column)
+    if vectors is None or len(vectors) != len(rows):
+        return [_row_chunk(row, vector_column, metric) for row in rows]
+    return [
+        _row_chunk(row, vector_column, metric, vector)
+        for row, vector in zip(rows, vectors, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- sync queries
@@ -242,8 +279,7 @@ def _extract_sync(
         query_text = _text_or_none(text)
     else:
         method = Method.UNKNOWN
-    chunks = [_row_chunk(row, vector_column, metric) for row in _rows_of(result)]
-    return [RetrievalSet(chunks, query_text, method)]
+    return [RetrievalSet(_result_chunks(result, vector_column, metric), query_text, method)]
 
 
 # --------------------------------------------------------------------------- async queries
@@ -292,8 +328,7 @@ def _extract_async(
         query_text = _text_or_none(query.get_query())
     else:
         method = Method.UNKNOWN
-    chunks = [_row_chunk(row, vector_column, metric) for row in _rows_of(result)]
-    return [RetrievalSet(chunks, query_text, method)]
+    return [RetrievalSet(_result_chunks(result, vector_column, metric), query_text, method)]
 
 
 # --------------------------------------------------------------------------- writes

@@ -28,6 +28,7 @@ Usage: ``QdrantInstrumentor().instrument(tracer_provider=...)`` or ``opentelemet
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -119,9 +120,14 @@ class _Query:
     scored: bool = True
 
 
+@functools.cache
 def _model_types(*names: str) -> tuple[type, ...]:
-    """The qdrant model classes of these names that the installed client has."""
-    from qdrant_client.http import models
+    """The qdrant model classes of these names that the installed client has.
+
+    ``qdrant_client.models`` re-exports the REST models and, before 1.12, also defines the
+    client-side inference models (``Document`` lived in ``qdrant_client.embed.models``).
+    """
+    from qdrant_client import models
 
     found = (getattr(models, name, None) for name in names)
     return tuple(cls for cls in found if isinstance(cls, type))

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Per-query overhead of the vector-store instrumentation on the application thread, compared
+with OpenLLMetry's instrumentation of the same stores.
+
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py [--quick] [--stores chromadb,qdrant]
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --profile qdrant   # cProfile ragprov
+
+OpenLLMetry (``opentelemetry-instrumentation-chromadb``, ``-qdrant``, ``-lancedb``) is not a
+dependency of ragprov and is not installed in the project's ``.venv``: the comparison runs in a
+separate environment, ``.venv-bench``::
+
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install -e ".[chromadb,qdrant,lancedb]" \\
+        "opentelemetry-instrumentation-chromadb==0.62.*" \\
+        "opentelemetry-instrumentation-qdrant==0.62.*" \\
+        "opentelemetry-instrumentation-lancedb==0.62.*"
+
+Where they are absent (e.g. ``.venv/bin/python``) the OpenLLMetry rows are skipped with a note.
+
+What is timed: a k = 10 dense query on each embedded store (chromadb ``EphemeralClient``,
+``QdrantClient(":memory:")``, lancedb on a temporary directory), 2,000 chunks of ~400 characters
+with metadata, 64-dimensional hash embeddings, in one process, in three modes:
+
+* ``bare`` — no instrumentation;
+* ``ragprov`` — ragprov's instrumentor, its spans going to ``ProvenanceSpanProcessor`` in front
+  of a ``SimpleSpanProcessor`` with a no-op exporter. The processor's worker is paused while the
+  queries are timed (as in bench_processor.py), so what is measured is exactly what the
+  application thread pays: the wrapper, span creation, result extraction, hashing, the
+  side-channel hand-off and the enqueue. The signals are computed afterwards, off the clock;
+* ``openllmetry`` — OpenLLMetry's instrumentor, its spans going to a ``SimpleSpanProcessor``
+  with a no-op exporter (its default settings: chromadb result events included).
+
+Each round instruments, times ``calls`` queries and uninstruments, for each mode in a rotating
+order; the table shows medians over the rounds, the time each instrumentation adds to a bare
+query (the median over rounds of the difference to the bare run of the same round, so that slow
+drifts of a shared machine cancel), and ragprov's added time as a ratio of OpenLLMetry's. The
+stores run their own worker threads (chromadb, lancedb), so the load average rises by about
+one while the benchmark runs; it is printed at start and end. It also prints the spans each mode
+emits per query: OpenLLMetry's lancedb instrumentation wraps ``LanceTable.search``, which only
+builds the query (the search runs later, in ``to_list``), so its span does not cover the search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import importlib
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from ragprov.demo.embedding import HashingEmbedder
+from ragprov.processor import ProvenanceSpanProcessor, _Flush
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+K = 10
+DOCS = 2000
+DIM = 64
+EMBEDDER = HashingEmbedder(DIM)
+RNG = np.random.default_rng(11)
+WORDS = [
+    "".join(RNG.choice(list("abcdefghijklmnopqrstuvwxyz"), size=int(RNG.integers(3, 10))))
+    for _ in range(3000)
+]
+
+#: store → (module, class) of OpenLLMetry's instrumentor.
+OPENLLMETRY = {
+    "chromadb": ("opentelemetry.instrumentation.chromadb", "ChromaInstrumentor"),
+    "qdrant": ("opentelemetry.instrumentation.qdrant", "QdrantInstrumentor"),
+    "lancedb": ("opentelemetry.instrumentation.lancedb", "LanceInstrumentor"),
+}
+RAGPROV = {
+    "chromadb": ("ragprov.instrumentation.chromadb", "ChromaInstrumentor"),
+    "qdrant": ("ragprov.instrumentation.qdrant", "QdrantInstrumentor"),
+    "lancedb": ("ragprov.instrumentation.lancedb", "LanceDBInstrumentor"),
+}
+
+
+class CountingExporter(SpanExporter):
+    """A no-op exporter that counts what it is given."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+class _Gate(threading.Event):
+    """A flush marker's event whose set() blocks the worker until the gate is released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def set(self) -> None:
+        self.reached.set()
+        self.release.wait()
+        super().set()
+
+
+class PausedWorker:
+    """Holds the processor's worker while the application thread is timed, then drains."""
+
+    def __init__(self, processor: ProvenanceSpanProcessor | None) -> None:
+        self.processor = processor
+        self.gate = _Gate()
+
+    def __enter__(self) -> None:
+        if self.processor is not None:
+            self.processor._ensure_worker()
+            self.processor._queue.put(_Flush(self.gate))
+            self.gate.reached.wait(5)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.processor is not None:
+            self.gate.release.set()
+            self.processor.force_flush(600_000)
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def text(chars: int) -> str:
+    words: list[str] = []
+    size = 0
+    while size < chars:
+        word = str(RNG.choice(WORDS)) if RNG.random() < 0.65 else "the"
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:chars].rstrip() + "."
+
+
+@dataclass
+class Corpus:
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    vectors: np.ndarray
+    queries: list[list[float]] = field(default_factory=list)
+
+
+def corpus() -> Corpus:
+    texts = [text(400) for _ in range(DOCS)]
+    metadatas = [
+        {
+            "source_document_id": f"doc-{index // 8}.pdf",
+            "completeness": round(float(RNG.uniform(0.5, 1.0)), 3),
+            "semantic_density": round(float(RNG.uniform(0.5, 1.0)), 3),
+        }
+        for index in range(DOCS)
+    ]
+    vectors = np.asarray(EMBEDDER(texts), dtype=np.float32)
+    queries = [list(map(float, v)) for v in EMBEDDER([text(60) for _ in range(50)])]
+    return Corpus([f"c{index}" for index in range(DOCS)], texts, metadatas, vectors, queries)
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@dataclass
+class Target:
+    name: str
+    query: Callable[[list[float]], Any]
+    close: Callable[[], None] = lambda: None
+
+
+def chromadb_target(data: Corpus) -> Target:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+    collection = client.create_collection(
+        f"bench_{uuid.uuid4().hex[:8]}",
+        embedding_function=None,
+        configuration={"hnsw": {"space": "cosine"}},
+    )
+    for start in range(0, DOCS, 500):
+        end = start + 500
+        collection.add(
+            ids=data.ids[start:end],
+            documents=data.texts[start:end],
+            metadatas=data.metadatas[start:end],
+            embeddings=data.vectors[start:end],
+        )
+    return Target("chromadb", lambda q: collection.query(query_embeddings=[q], n_results=K))
+
+
+def qdrant_target(data: Corpus) -> Target:
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    client.upsert(
+        "bench",
+        points=[
+            models.PointStruct(id=index, vector=data.vectors[index].tolist(), payload=payload)
+            for index, payload in enumerate(
+                {"text": t, **m} for t, m in zip(data.texts, data.metadatas, strict=True)
+            )
+        ],
+    )
+    return Target("qdrant", lambda q: client.query_points("bench", query=q, limit=K), client.close)
+
+
+def lancedb_target(data: Corpus) -> Target:
+    import lancedb
+
+    directory = tempfile.TemporaryDirectory()
+    db = lancedb.connect(directory.name)
+    rows = [
+        {"id": data.ids[i], "text": data.texts[i], "vector": data.vectors[i].tolist(), **m}
+        for i, m in enumerate(data.metadatas)
+    ]
+    table = db.create_table("bench", data=rows)
+    return Target(
+        "lancedb",
+        lambda q: table.search(q).distance_type("cosine").limit(K).to_list(),
+        directory.cleanup,
+    )
+
+
+TARGETS = {"chromadb": chromadb_target, "qdrant": qdrant_target, "lancedb": lancedb_target}
+
+
+# --------------------------------------------------------------------------- modes
+
+
+@dataclass
+class Mode:
+    name: str
+    instrumentor: Any = None
+    provider: TracerProvider | None = None
+    exporter: CountingExporter | None = None
+    processor: ProvenanceSpanProcessor | None = None
+    samples: list[float] = field(default_factory=list)
+    spans: int = 0
+    calls: int = 0
+
+    def instrument(self) -> None:
+        if self.instrumentor is not None:
+            self.instrumentor.instrument(tracer_provider=self.provider)
+
+    def uninstrument(self) -> None:
+        if self.instrumentor is not None:
+            self.instrumentor.uninstrument()
+
+
+def load(location: tuple[str, str]) -> Any:
+    module_name, class_name = location
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def modes_for(store: str) -> tuple[list[Mode], str | None]:
+    modes = [Mode("bare")]
+    exporter = CountingExporter()
+    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    modes.append(Mode("ragprov", load(RAGPROV[store])(), provider, exporter, processor))
+    try:
+        openllmetry = load(OPENLLMETRY[store])
+    except ImportError:
+        return modes, f"OpenLLMetry's {OPENLLMETRY[store][0]} is not installed: row skipped"
+    exporter = CountingExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    modes.append(Mode("openllmetry", openllmetry(), provider, exporter))
+    return modes, None
+
+
+def timed(target: Target, queries: list[list[float]], calls: int) -> float:
+    """µs per query."""
+    start = time.perf_counter_ns()
+    for index in range(calls):
+        target.query(queries[index % len(queries)])
+    return (time.perf_counter_ns() - start) / calls / 1000
+
+
+def run_round(mode: Mode, target: Target, queries: list[list[float]], calls: int) -> None:
+    mode.instrument()
+    try:
+        target.query(queries[0])  # warm (metric lookups, first-call imports) off the clock
+        if mode.processor is not None:
+            mode.processor.force_flush(600_000)
+        before = mode.exporter.count if mode.exporter else 0
+        gc.collect()
+        with PausedWorker(mode.processor):
+            mode.samples.append(timed(target, queries, calls))
+        if mode.exporter is not None:
+            mode.spans += mode.exporter.count - before
+            mode.calls += calls
+    finally:
+        mode.uninstrument()
+
+
+def bench_store(store: str, data: Corpus, rounds: int, calls: int) -> dict[str, Any]:
+    target = TARGETS[store](data)
+    modes, note = modes_for(store)
+    for round_index in range(rounds):
+        shift = round_index % len(modes)
+        for mode in modes[shift:] + modes[:shift]:
+            run_round(mode, target, data.queries, calls)
+    target.close()
+    for mode in modes:
+        if mode.processor is not None:
+            mode.processor.shutdown()
+    medians = {mode.name: statistics.median(mode.samples) for mode in modes}
+    bare = modes[0].samples
+    # Paired per round (the bare run of the same round), so slow drifts of the machine cancel.
+    added = {
+        mode.name: statistics.median(m - b for m, b in zip(mode.samples, bare, strict=True))
+        for mode in modes[1:]
+    }
+    spans = {mode.name: mode.spans / mode.calls for mode in modes if mode.calls}
+    return {"medians": medians, "added": added, "spans": spans, "note": note}
+
+
+def profile(store: str, data: Corpus, calls: int) -> None:
+    """cProfile of ragprov's instrumentation around ``calls`` queries (worker paused)."""
+    target = TARGETS[store](data)
+    (mode,) = [m for m in modes_for(store)[0] if m.name == "ragprov"]
+    mode.instrument()
+    try:
+        target.query(data.queries[0])
+        profiler = cProfile.Profile()
+        with PausedWorker(mode.processor):
+            profiler.enable()
+            for index in range(calls):
+                target.query(data.queries[index % len(data.queries)])
+            profiler.disable()
+    finally:
+        mode.uninstrument()
+        target.close()
+    stats = pstats.Stats(profiler).strip_dirs()
+    print(f"\ncProfile, {store}, ragprov, {calls} queries, by internal time:")
+    stats.sort_stats("tottime").print_stats(25)
+    print("by cumulative time, ragprov frames:")
+    stats.sort_stats("cumulative").print_stats(
+        r"ragprov|_base|wrapt|trace/__init__|sidechannel", 30
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--stores", default=",".join(TARGETS))
+    parser.add_argument("--profile", metavar="STORE", choices=list(TARGETS))
+    parser.add_argument("--rounds", type=int, help="default 15 (5 with --quick)")
+    parser.add_argument("--calls", type=int, help="queries per round, default 300 (100 quick)")
+    args = parser.parse_args(argv)
+    rounds, calls = (5, 100) if args.quick else (15, 300)
+    rounds, calls = args.rounds or rounds, args.calls or calls
+    data = corpus()
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"ragprov vector-store benchmark, Python {sys.version.split()[0]}, quick={args.quick}, "
+        f"k={K}, {DOCS} chunks, dim {DIM}, {rounds} rounds x {calls} queries, "
+        f"load average at start {load_avg:.2f}"
+    )
+    if args.profile:
+        profile(args.profile, data, calls * 3)
+        return 0
+    print(
+        "\nper query, median of interleaved rounds (µs); added = median over rounds of "
+        "(mode - bare of the same round)"
+    )
+    header = (
+        f"{'store':<9} {'bare':>9} {'ragprov':>9} {'added':>8} {'openllmetry':>12} {'added':>8}"
+        f" {'ratio':>6}  spans/query (ragprov, openllmetry)"
+    )
+    print(header)
+    print("-" * len(header))
+    notes: list[str] = []
+    for store in args.stores.split(","):
+        result = bench_store(store, data, rounds, calls)
+        medians, spans, added = result["medians"], result["spans"], result["added"]
+        bare, ours = medians["bare"], medians["ragprov"]
+        theirs = medians.get("openllmetry")
+        added_ours = added["ragprov"]
+        line = f"{store:<9} {bare:>9.1f} {ours:>9.1f} {added_ours:>8.1f}"
+        if theirs is None:
+            line += f" {'-':>12} {'-':>8} {'-':>6}"
+        else:
+            added_theirs = added["openllmetry"]
+            ratio = added_ours / added_theirs if added_theirs > 0 else float("inf")
+            line += f" {theirs:>12.1f} {added_theirs:>8.1f} {ratio:>6.2f}"
+        span_counts = ", ".join(
+            f"{spans[name]:.1f}" for name in ("ragprov", "openllmetry") if name in spans
+        )
+        print(f"{line}  {span_counts}")
+        if result["note"]:
+            notes.append(result["note"])
+    for note in notes:
+        print(f"note: {note}")
+    print(
+        "ratio = ragprov's added time / OpenLLMetry's added time (< 1: ragprov adds less). "
+        f"load average at end {os.getloadavg()[0]:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
