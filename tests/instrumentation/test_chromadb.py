@@ -26,6 +26,7 @@ import ragprov
 import ragprov.instrumentation._base as base
 from ragprov import ids, lineage, sidechannel
 from ragprov.demo.embedding import HashingEmbedder
+from ragprov.instrumentation import _patching as patching
 from ragprov.instrumentation._base import retrieval_span_scope
 from ragprov.instrumentation.chromadb import ChromaInstrumentor
 from ragprov.stamping import stamp
@@ -408,8 +409,8 @@ def test_instrumentation_errors_are_swallowed_and_logged_once(
         raise ValueError("instrumentation bug")
 
     monkeypatch.setattr(base, "_apply_retrieval_set", broken)
-    monkeypatch.setattr(base, "_logged_once", set())
-    with caplog.at_level(logging.DEBUG, logger=base.__name__):
+    monkeypatch.setattr(patching, "_logged_once", set())
+    with caplog.at_level(logging.DEBUG, logger="ragprov.instrumentation"):
         first = store.call(seeded, "query", query_embeddings=EMBEDDER([SOLAR]), n_results=1)
         second = store.call(seeded, "query", query_embeddings=EMBEDDER([SOLAR]), n_results=1)
 

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -39,15 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 # instrumentor.py starts with a file-level "# type: ignore", so mypy sees no names in it.
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-    BaseInstrumentor,
-)
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv.attributes.db_attributes import (
     DB_COLLECTION_NAME,
     DB_OPERATION_BATCH_SIZE,
@@ -59,6 +54,11 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ragprov import __version__, ids, lineage, sidechannel
 from ragprov.config import CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV, load_settings
+from ragprov.instrumentation._patching import (
+    PatchingInstrumentor,
+    Wrapper,
+    log_once,
+)
 from ragprov.model import AttributeValue, ChunkProvenance, RetrievalSetEnvelope
 from ragprov.semconv import attributes as attrs
 from ragprov.semconv.attributes import (
@@ -110,24 +110,6 @@ pass through without a span."""
 
 
 # --------------------------------------------------------------------------- logging
-
-
-_logged_once: set[str] = set()
-_logged_lock = threading.Lock()
-
-
-def log_once(what: str) -> None:
-    """Log an instrumentation failure with its traceback the first time, then at debug level.
-
-    Call from an ``except`` block. The host application never sees the error.
-    """
-    with _logged_lock:
-        first = what not in _logged_once
-        _logged_once.add(what)
-    if first:
-        _logger.warning("ragprov instrumentation: %s (logged once)", what, exc_info=True)
-    else:
-        _logger.debug("ragprov instrumentation: %s", what, exc_info=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -539,7 +521,6 @@ class _RetrievalRun:
             log_once("could not restore the context")
 
 
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 DescribeRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any]], RetrievalRequest | None]
 ExtractRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Sequence[RetrievalSet]]
 AsyncExtractRetrieval = Callable[
@@ -816,69 +797,19 @@ class StoreTracer:
 # --------------------------------------------------------------------------- instrumentor
 
 
-class VectorStoreInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Base of the store instrumentors: lazy patching and exact unpatching.
-
-    Subclasses set :attr:`db_system` and implement :meth:`_patch` (import the client library
-    there, never at module level) calling :meth:`_wrap` for each method.
-    ``instrument(tracer_provider=...)`` selects the tracer provider (default: the global one).
+class VectorStoreInstrumentor(PatchingInstrumentor[StoreTracer]):
+    """Base of the store instrumentors: subclasses set :attr:`db_system` and implement
+    :meth:`_patch` (import the client library there, never at module level), calling
+    :meth:`_wrap` for each method with wrappers made by the :class:`StoreTracer` they get.
     """
 
     db_system: ClassVar[str] = ""
 
-    def _instrument(self, **kwargs: Any) -> None:
-        provider = kwargs.get("tracer_provider")
-        store = StoreTracer.create(
-            self.db_system,
-            f"ragprov.instrumentation.{self.db_system}",
-            provider if isinstance(provider, trace.TracerProvider) else None,
+    @property
+    def library(self) -> str:  # type: ignore[override]  # the store's name, for the logs
+        return self.db_system
+
+    def _context(self, tracer_provider: trace.TracerProvider | None) -> StoreTracer:
+        return StoreTracer.create(
+            self.db_system, f"ragprov.instrumentation.{self.db_system}", tracer_provider
         )
-        self._patched: list[tuple[Any, str]] = []
-        try:
-            self._patch(store)
-        except ModuleNotFoundError:
-            # The client library is not installed. opentelemetry-instrument skips its dependency
-            # check and treats this error as "not installed" (a debug log); an explicit
-            # instrument() call never gets here, its dependency check stops first.
-            self._uninstrument()
-            raise
-        except Exception:
-            log_once(f"could not instrument {self.db_system}")
-
-    def _patch(self, store: StoreTracer) -> None:
-        raise NotImplementedError
-
-    def _wrap(self, owner: Any, name: str, wrapper: Wrapper) -> bool:
-        """Patch ``owner.name`` where it is defined (for a class: the first class of its MRO
-        that defines it); False when it does not exist or is already patched by this
-        instrumentor. ``_uninstrument`` puts back exactly what was there."""
-        if isinstance(owner, type):
-            owner = next((cls for cls in owner.__mro__ if name in vars(cls)), None)
-        if owner is None or not callable(getattr(owner, name, None)):
-            return False
-        if any(patched is owner and attr == name for patched, attr in self._patched):
-            return False
-        wrapt.wrap_function_wrapper(owner, name, wrapper)
-        self._patched.append((owner, name))
-        return True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in reversed(getattr(self, "_patched", [])):
-            try:
-                unwrap(owner, name)
-            except Exception:
-                log_once(f"could not uninstrument {self.db_system}")
-        self._patched = []
-
-
-_MISSING: Any = object()
-
-
-def call_argument(
-    args: Sequence[Any], kwargs: Mapping[str, Any], name: str, position: int, default: Any = None
-) -> Any:
-    """The argument ``name`` of a call, passed by keyword or at ``position`` (after self)."""
-    value = kwargs.get(name, _MISSING)
-    if value is not _MISSING:
-        return value
-    return args[position] if 0 <= position < len(args) else default

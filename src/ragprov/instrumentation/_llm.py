@@ -38,22 +38,19 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 # instrumentor.py starts with a file-level "# type: ignore", so mypy sees no names in it.
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-    BaseInstrumentor,
-)
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ragprov import __version__, ids, sidechannel
 from ragprov.config import CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV, load_settings
-from ragprov.instrumentation._base import log_once
+from ragprov.instrumentation._patching import PatchingInstrumentor, log_once
 from ragprov.model import AttributeValue
 from ragprov.semconv import attributes as attrs
 from ragprov.semconv.attributes import RagTransformationTypeValues
@@ -977,58 +974,16 @@ def _server_attributes(client: Any) -> dict[str, AttributeValue]:
 # --------------------------------------------------------------------------- instrumentor
 
 
-class LLMClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Base of the LLM-client instrumentors: lazy patching and exact unpatching.
-
-    Subclasses set :attr:`library` and implement :meth:`_patch` (import the client library
-    there, never at module level) calling :meth:`_wrap` for each patched function.
-    ``instrument(tracer_provider=...)`` selects the tracer provider (default: the global one).
+class LLMClientInstrumentor(PatchingInstrumentor[trace.Tracer]):
+    """Base of the LLM-client instrumentors: subclasses set :attr:`library` and implement
+    :meth:`_patch` (import the client library there, never at module level), calling
+    :meth:`_wrap` for each patched function with the tracer they get.
     """
 
-    library: ClassVar[str] = ""
-
-    def _instrument(self, **kwargs: Any) -> None:
-        provider = kwargs.get("tracer_provider")
-        tracer = trace.get_tracer(
-            f"ragprov.instrumentation.{self.library}",
-            __version__,
-            provider if isinstance(provider, trace.TracerProvider) else None,
+    def _context(self, tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
+        return trace.get_tracer(
+            f"ragprov.instrumentation.{self.library}", __version__, tracer_provider
         )
-        self._patched: list[tuple[Any, str]] = []
-        try:
-            self._patch(tracer)
-        except ModuleNotFoundError:
-            # The client library is not installed. opentelemetry-instrument skips its dependency
-            # check and treats this error as "not installed" (a debug log); an explicit
-            # instrument() call never gets here, its dependency check stops first.
-            self._uninstrument()
-            raise
-        except Exception:
-            log_once(f"could not instrument {self.library}")
-
-    def _patch(self, tracer: trace.Tracer) -> None:
-        raise NotImplementedError
-
-    def _wrap(self, owner: Any, name: str, wrapper: Wrapper) -> bool:
-        """Patch ``owner.name`` where it is defined (for a class: the first class of its MRO
-        that defines it); ``_uninstrument`` puts back exactly what was there."""
-        if isinstance(owner, type):
-            owner = next((cls for cls in owner.__mro__ if name in vars(cls)), None)
-        if owner is None or not callable(getattr(owner, name, None)):
-            return False
-        if any(patched is owner and attr == name for patched, attr in self._patched):
-            return False
-        wrapt.wrap_function_wrapper(owner, name, wrapper)
-        self._patched.append((owner, name))
-        return True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name in reversed(getattr(self, "_patched", [])):
-            try:
-                unwrap(owner, name)
-            except Exception:
-                log_once(f"could not uninstrument {self.library}")
-        self._patched = []
 
 
 def warn_if_shadowed(classes: Iterable[type], name: str, base: type) -> None:

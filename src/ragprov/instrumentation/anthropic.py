@@ -42,7 +42,6 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ragprov.instrumentation._base import log_once
 from ragprov.instrumentation._llm import (
     CHAT_OPERATION,
     GEN_AI_OUTPUT_TYPE,
@@ -67,6 +66,7 @@ from ragprov.instrumentation._llm import (
     get,
     text_parts,
 )
+from ragprov.instrumentation._patching import log_once
 
 SUPPORTED_VERSIONS = ("anthropic >= 2.0, < 3",)
 PROVIDER = "anthropic"

@@ -28,11 +28,11 @@ from ragprov.instrumentation._base import (
     VectorStoreInstrumentor,
     as_float,
     as_text,
-    call_argument,
     cosine_distance_to_similarity,
     l2_distance_to_similarity,
     positive_int,
 )
+from ragprov.instrumentation._patching import call_argument
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
 DB_SYSTEM = "chromadb"

@@ -49,14 +49,13 @@ from ragprov.instrumentation._base import (
     StoreTracer,
     VectorStoreInstrumentor,
     as_float,
-    call_argument,
     cosine_distance_to_similarity,
     l2_distance_to_similarity,
-    log_once,
     positive_int,
     record_metadata,
     record_text,
 )
+from ragprov.instrumentation._patching import call_argument, log_once
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
 DB_SYSTEM = "lancedb"

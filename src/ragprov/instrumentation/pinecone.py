@@ -73,15 +73,13 @@ from ragprov.instrumentation._base import (
     RetrievalSet,
     StoreTracer,
     VectorStoreInstrumentor,
-    Wrapper,
     as_float,
-    call_argument,
     l2_distance_to_similarity,
-    log_once,
     positive_int,
     record_metadata,
     record_text,
 )
+from ragprov.instrumentation._patching import Wrapper, call_argument, log_once
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
 DB_SYSTEM = "pinecone"
