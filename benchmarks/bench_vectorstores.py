@@ -51,19 +51,19 @@ import pstats
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from _support import NoopExporter, PausedWorker
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from ragprov.demo.embedding import HashingEmbedder
-from ragprov.processor import ProvenanceSpanProcessor, _Flush
+from ragprov.processor import ProvenanceSpanProcessor
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -88,50 +88,6 @@ RAGPROV = {
     "qdrant": ("ragprov.instrumentation.qdrant", "QdrantInstrumentor"),
     "lancedb": ("ragprov.instrumentation.lancedb", "LanceDBInstrumentor"),
 }
-
-
-class CountingExporter(SpanExporter):
-    """A no-op exporter that counts what it is given."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.count += len(spans)
-        return SpanExportResult.SUCCESS
-
-
-class _Gate(threading.Event):
-    """A flush marker's event whose set() blocks the worker until the gate is released."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reached = threading.Event()
-        self.release = threading.Event()
-
-    def set(self) -> None:
-        self.reached.set()
-        self.release.wait()
-        super().set()
-
-
-class PausedWorker:
-    """Holds the processor's worker while the application thread is timed, then drains."""
-
-    def __init__(self, processor: ProvenanceSpanProcessor | None) -> None:
-        self.processor = processor
-        self.gate = _Gate()
-
-    def __enter__(self) -> None:
-        if self.processor is not None:
-            self.processor._ensure_worker()
-            self.processor._queue.put(_Flush(self.gate))
-            self.gate.reached.wait(5)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.processor is not None:
-            self.gate.release.set()
-            self.processor.force_flush(600_000)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -249,7 +205,7 @@ class Mode:
     name: str
     instrumentor: Any = None
     provider: TracerProvider | None = None
-    exporter: CountingExporter | None = None
+    exporter: NoopExporter | None = None
     processor: ProvenanceSpanProcessor | None = None
     samples: list[float] = field(default_factory=list)
     spans: int = 0
@@ -271,7 +227,7 @@ def load(location: tuple[str, str]) -> Any:
 
 def modes_for(store: str) -> tuple[list[Mode], str | None]:
     modes = [Mode("bare")]
-    exporter = CountingExporter()
+    exporter = NoopExporter()
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -280,7 +236,7 @@ def modes_for(store: str) -> tuple[list[Mode], str | None]:
         openllmetry = load(OPENLLMETRY[store])
     except ImportError:
         return modes, f"OpenLLMetry's {OPENLLMETRY[store][0]} is not installed: row skipped"
-    exporter = CountingExporter()
+    exporter = NoopExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     modes.append(Mode("openllmetry", openllmetry(), provider, exporter))
