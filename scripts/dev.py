@@ -79,10 +79,10 @@ def test(args: list[str]) -> int:
         ("ruff lint", [BIN / "ruff", "check", "."]),
         ("ruff format", [BIN / "ruff", "format", "--check", "."]),
         ("mypy (strict, src/)", [BIN / "mypy"]),
-        ("pytest", [PYTHON, "-m", "pytest", *args]),
     ]
     if not args:  # the whole run: also the oldest supported version of each vector-store client
         steps.append(("oldest supported clients", [sys.executable, "scripts/version_matrix.py"]))
+    steps.append(("pytest", [PYTHON, "-m", "pytest", *args]))
     for title, command in steps:
         print(f"==> {title}", flush=True)
         run(command)
