@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ragprov.config import ConfigError, Settings, environment_variables, load_settings
+from ragprov.config import (
+    ConfigError,
+    Settings,
+    capture_content_enabled,
+    environment_variables,
+    load_settings,
+)
 from ragprov.signals import defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +166,22 @@ def test_every_variable_is_documented() -> None:
     docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`((?:RAGPROV|OTEL)_[A-Z_]+)`", docs))
     assert set(environment_variables()) <= documented
+
+
+def test_capture_switch_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAGPROV_CAPTURE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    assert capture_content_enabled() is False
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    assert capture_content_enabled() is True
+    monkeypatch.setenv("RAGPROV_CAPTURE_CONTENT", "false")  # ragprov's variable wins
+    assert capture_content_enabled() is False
+
+
+def test_capture_switch_keeps_content_off_for_an_invalid_value(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RAGPROV_CAPTURE_CONTENT", "perhaps")
+    with caplog.at_level(logging.WARNING, logger="ragprov.config"):
+        assert capture_content_enabled() is False
+    assert "RAGPROV_CAPTURE_CONTENT='perhaps'" in caplog.text

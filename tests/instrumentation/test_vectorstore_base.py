@@ -246,15 +246,3 @@ def test_fast_chunk_provenance_matches_from_store(chunk: Chunk) -> None:
         rank=3, text=chunk.text, metadata=chunk.metadata, store_id=chunk.store_id, score=chunk.score
     )
     assert chunk_provenance(3, chunk) == expected
-
-
-def test_capture_content_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragprov.instrumentation._base import capture_content
-
-    monkeypatch.delenv("RAGPROV_CAPTURE_CONTENT", raising=False)
-    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    assert capture_content() is False
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    assert capture_content() is True
-    monkeypatch.setenv("RAGPROV_CAPTURE_CONTENT", "false")  # ragprov's variable wins
-    assert capture_content() is False

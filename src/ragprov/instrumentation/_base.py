@@ -30,7 +30,6 @@ import inspect
 import json
 import logging
 import math
-import os
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -53,7 +52,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ragprov import __version__, ids, lineage, sidechannel
-from ragprov.config import CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV, load_settings
+from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._patching import (
     PatchingInstrumentor,
     Wrapper,
@@ -346,26 +345,6 @@ def _chunk_provenance(
     return kept, kept_chunks
 
 
-_capture_by_environment: dict[tuple[str | None, str | None], bool] = {}
-
-
-def capture_content() -> bool:
-    """``load_settings().capture_content``, without parsing every other setting on each call.
-
-    Reads the two variables it depends on and remembers the answer per pair of raw values, so a
-    changed environment (tests, a reconfigured app) takes effect on the next call.
-    """
-    key = (os.environ.get(CAPTURE_CONTENT_ENV), os.environ.get(OTEL_CAPTURE_CONTENT_ENV))
-    value = _capture_by_environment.get(key)
-    if value is None:
-        names = (CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV)
-        environ = {name: raw for name, raw in zip(names, key, strict=True) if raw is not None}
-        value = load_settings(environ).capture_content
-        if len(_capture_by_environment) < 64:
-            _capture_by_environment[key] = value
-    return value
-
-
 def _documents_json(envelope: RetrievalSetEnvelope, chunks: Sequence[Chunk]) -> str:
     """``gen_ai.retrieval.documents``: the GenAI JSON shape, a list of ``{"id", "score"}``
     objects (both recommended by the convention) plus ``"content"``, in rank order."""
@@ -491,7 +470,7 @@ class _RetrievalRun:
 
     def _emit(self, sets: list[RetrievalSet], end_ns: int) -> None:
         store, request = self._store, self._request
-        capture = capture_content()
+        capture = capture_content_enabled()
         if self._span is None and self._slot is not None and len(sets) == 1:
             slot_span = self._slot.span
             self._slot.enriched = True

@@ -34,7 +34,6 @@ import contextvars
 import inspect
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ragprov import __version__, ids, sidechannel
-from ragprov.config import CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV, load_settings
+from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._patching import PatchingInstrumentor, log_once
 from ragprov.model import AttributeValue
 from ragprov.semconv import attributes as attrs
@@ -254,40 +253,6 @@ class ResultTypes:
 
 
 # --------------------------------------------------------------------------- content capture
-
-
-class _CaptureSwitch:
-    """``load_settings().capture_content``, re-read only when one of its variables changed.
-
-    Checked on every call, so it reads the environment's underlying mapping with pre-encoded
-    keys (``os.environ.get`` of a missing key costs ~0.8 µs: it raises and catches KeyError).
-    """
-
-    _NAMES = (CAPTURE_CONTENT_ENV, OTEL_CAPTURE_CONTENT_ENV)
-
-    def __init__(self) -> None:
-        self._key: tuple[object, object] | None = None
-        self._value = False
-        data = getattr(os.environ, "_data", None)
-        encode = getattr(os.environ, "encodekey", None)
-        self._data: dict[Any, Any] | None = None
-        self._keys: tuple[Any, ...] = self._NAMES
-        if isinstance(data, dict) and callable(encode):
-            self._data, self._keys = data, tuple(encode(name) for name in self._NAMES)
-
-    def __call__(self) -> bool:
-        data = self._data
-        if data is not None:
-            key = (data.get(self._keys[0]), data.get(self._keys[1]))
-        else:
-            key = (os.environ.get(self._NAMES[0]), os.environ.get(self._NAMES[1]))
-        if key != self._key:
-            self._value = load_settings().capture_content
-            self._key = key
-        return self._value
-
-
-capture_content = _CaptureSwitch()
 
 
 # --------------------------------------------------------------------------- coexistence
@@ -851,7 +816,7 @@ class LLMTracer:
             if foreign is not None and not route.is_step:
                 return None  # another instrumentation traces this embeddings call
             body = _body(options)
-            capture = foreign is None and capture_content()
+            capture = foreign is None and capture_content_enabled()
             request = route.describe(body, capture)
             if foreign is not None:
                 call = LLMCall(foreign, False, route, False, self.adapter.types)
