@@ -31,6 +31,7 @@ def run_example(name: str, script: dict[str, str]) -> tuple[str, list[Span]]:
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
             "OPENAI_BASE_URL": url,
+            "ANTHROPIC_BASE_URL": url.removesuffix("/v1"),  # the client adds /v1/messages
         }
         result = subprocess.run(
             [str(VENV_BIN / "opentelemetry-instrument"), "python", str(ROOT / "examples" / name)],
@@ -85,3 +86,24 @@ def test_two_step_agent_answer_lists_both_retrieval_sets() -> None:
         "retrieval_composition",
         "data_problem",
     }
+
+
+def test_qdrant_anthropic_example_links_the_answer_to_its_retrieval() -> None:
+    question = "What do I need for a warranty claim, and how fast is the replacement shipped?"
+    answer = (
+        "A warranty claim needs the order number and a description of the fault; replacement "
+        "devices ship within 10 business days of approval."
+    )
+    printed, spans = run_example("qdrant_anthropic.py", {question: answer})
+    assert printed == answer
+    (retrieval,) = named(spans, "retrieval handbook")
+    # anthropic 2.x traces its own calls when a tracer provider is set; ragprov then enriches
+    # that span (anthropic.messages.create) instead of adding a second one.
+    (chat,) = [span for span in spans if span["attributes"].get("gen_ai.operation.name") == "chat"]
+    assert retrieval["attributes"]["db.system.name"] == "qdrant"
+    assert retrieval["attributes"]["rag.source_document_ids"][:2] == ["warranty", "warranty"]
+    retrieval_set_id = retrieval["attributes"]["rag.retrieval_set_id"]
+    assert isinstance(chat["attributes"]["rag.step_id"], str)
+    assert chat["attributes"]["rag.ancestor_retrieval_set_ids"] == [retrieval_set_id]
+    assert chat["attributes"]["rag.lineage_method"] == "content_match"
+    assert isinstance(chat["attributes"]["rag.utilisation_ratio"], float)

@@ -1,10 +1,11 @@
 """A local OpenAI-compatible responder with scripted answers, so the demo needs no API key.
 
-It serves ``POST /v1/chat/completions`` on 127.0.0.1 (a free port) and answers each request
-with the script entry for the question found in the last user message — the line starting with
-``Question:`` — or, when no entry matches, with a fallback that acknowledges the gap. Streaming
-requests (``"stream": true``) get server-sent events ending with ``data: [DONE]``, as the real
-service sends them. It is the real ``openai`` client that talks to it, so the demo's spans come
+It serves ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic, without
+streaming) on 127.0.0.1 (a free port) and answers each request with the script entry for the
+question found in the last user message — the line starting with ``Question:`` — or, when no
+entry matches, with a fallback that acknowledges the gap. Streaming chat completions
+(``"stream": true``) get server-sent events ending with ``data: [DONE]``, as the real service
+sends them. It is the real ``openai`` / ``anthropic`` client that talks to it, so the spans come
 from the same code path as with a real model.
 """
 
@@ -31,13 +32,17 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send_json(400, {"error": {"message": "invalid JSON", "type": "invalid_request"}})
             return
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.split("?", 1)[0].rstrip("/")
+        answer = self.server.answer_for(body.get("messages") or [])
+        model = str(body.get("model") or "demo-model")
+        if path == "/v1/messages" and not body.get("stream"):
+            self._send_json(200, _anthropic_message(model, answer))
+            return
+        if path != "/v1/chat/completions":
             self._send_json(
                 404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}
             )
             return
-        answer = self.server.answer_for(body.get("messages") or [])
-        model = str(body.get("model") or "demo-model")
         if body.get("stream"):
             self._stream(model, answer)
         else:
@@ -79,7 +84,7 @@ class _ResponderServer(ThreadingHTTPServer):
     def answer_for(self, messages: list[Any]) -> str:
         for message in reversed(messages):
             if isinstance(message, Mapping) and message.get("role") == "user":
-                question = _question(str(message.get("content") or ""))
+                question = _question(_text(message.get("content")))
                 return self.script.get(_normalise(question), FALLBACK_ANSWER)
         return FALLBACK_ANSWER
 
@@ -95,6 +100,32 @@ def running_responder(script: Mapping[str, str]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _text(content: Any) -> str:
+    """A message's text: a plain string, or the text blocks of a content list (Anthropic)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, Mapping) and block.get("type") == "text"
+        )
+    return ""
+
+
+def _anthropic_message(model: str, answer: str) -> dict[str, Any]:
+    return {
+        "id": f"msg_demo_{time.monotonic_ns()}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": answer}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 0, "output_tokens": len(answer.split())},
+    }
 
 
 def _question(prompt: str) -> str:
