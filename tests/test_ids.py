@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 import uuid
 
 import pytest
@@ -151,3 +152,24 @@ def test_event_ids_are_unique_across_threads() -> None:
     assert len(set(everything)) == 8_000
     for out in results:
         assert out == sorted(out)
+
+
+WHITESPACE = [chr(code) for code in range(0x3100) if chr(code).isspace()] + ["\u3000", "\ufeff"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  leading and trailing\t\n",
+        "e\u0301 composed by NFC",
+        "zero\u200bwidth is not whitespace",
+        *(f"a{space}b{space}{space}c{space}" for space in WHITESPACE),
+        b"bytes \xff with an undecodable byte",
+    ],
+)
+def test_normalisation_folds_exactly_the_regex_whitespace(text: str | bytes) -> None:
+    """str.split() is used for speed; it must fold exactly what \\s+ folds."""
+    decoded = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    expected = re.sub(r"\s+", " ", unicodedata.normalize("NFC", decoded)).strip()
+    assert ids.normalise_text(text) == expected

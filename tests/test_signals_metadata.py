@@ -122,3 +122,14 @@ def test_stamped_heuristic_is_read_but_is_not_a_measured_score() -> None:
 
 def test_bad_stamped_heuristic_is_dropped() -> None:
     assert parse_chunk_quality({"heuristic_quality": "n/a"}).heuristic_quality is None
+
+
+def test_a_mapping_that_is_not_a_plain_dict_is_still_parsed() -> None:
+    from types import MappingProxyType
+
+    quality = parse_chunk_quality(MappingProxyType({"completeness": 0.5}))
+    assert quality.completeness == 0.5
+
+
+def test_metadata_without_quality_keys_has_no_quality() -> None:
+    assert parse_chunk_quality({"topic": "solar", "page": 3}) == ChunkQuality()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 import time
 import unicodedata
@@ -30,8 +29,6 @@ from typing import Any
 from ragprov.semconv.attributes import RagChunkIdMethodValues
 
 CHUNK_ID_METADATA_KEY = "chunk_id"
-
-_WHITESPACE_RUN = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +47,18 @@ def normalise_text(text: str | bytes) -> str:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    return _WHITESPACE_RUN.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # str.split() splits on exactly what \s matches in a str pattern and drops the ends, so this
+    # is re.sub(r"\s+", " ", text).strip(), about 4x faster (it runs per chunk on the app thread).
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def content_hash(text: str | bytes) -> str:
     """sha256 hex of :func:`normalise_text` of ``text``."""
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    return _sha256(normalise_text(text))
+
+
+def _sha256(normalised: str) -> str:
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
 def query_hash(query_text: str | bytes) -> str:
@@ -95,8 +98,10 @@ def resolve_chunk_id(
     stamped = chunk_id_from_metadata(metadata)
     if stamped is not None:
         return ChunkIdentity(stamped, RagChunkIdMethodValues.METADATA)
-    if isinstance(text, (str, bytes)) and normalise_text(text):
-        return ChunkIdentity(content_hash(text), RagChunkIdMethodValues.CONTENT_HASH)
+    if isinstance(text, (str, bytes)):
+        normalised = normalise_text(text)
+        if normalised:
+            return ChunkIdentity(_sha256(normalised), RagChunkIdMethodValues.CONTENT_HASH)
     if store_id is not None and not isinstance(store_id, bool):
         store_id_text = str(store_id).strip()
         if store_id_text:

@@ -25,13 +25,11 @@ span. When the call fails, only the first span exists and carries the error.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import json
 import logging
 import math
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +49,7 @@ from opentelemetry.semconv.attributes.db_attributes import (
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from ragprov import __version__, ids, lineage, sidechannel
+from ragprov import __version__, lineage, sidechannel
 from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._patching import (
     PatchingInstrumentor,
@@ -61,17 +59,10 @@ from ragprov.instrumentation._patching import (
 from ragprov.model import AttributeValue, ChunkProvenance, RetrievalSetEnvelope
 from ragprov.semconv import attributes as attrs
 from ragprov.semconv.attributes import (
-    RagChunkIdMethodValues,
     RagQualityMethodValues,
     RagRetrievalMethodValues,
 )
 from ragprov.signals.metadata import (
-    CONFLICT_KEY,
-    FRESHNESS_KEY,
-    HEURISTIC_QUALITY_KEY,
-    SCORE_KEYS,
-    SOURCE_DOCUMENT_KEYS,
-    ChunkQuality,
     parse_chunk_quality,
 )
 
@@ -260,77 +251,6 @@ def positive_int(value: object) -> int | None:
     return value if value > 0 else None
 
 
-def normalise_text(text: str | bytes) -> str:
-    """:func:`ragprov.ids.normalise_text` without its regular expression (4x faster on a chunk).
-
-    ``str.split()`` without arguments splits on exactly the characters ``\\s`` matches in a str
-    pattern (``str.isspace``) and drops leading and trailing runs, so ``" ".join(s.split())`` is
-    ``re.sub(r"\\s+", " ", s).strip()``; tests/instrumentation/test_vectorstore_base.py checks
-    the two agree.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def content_hash(text: str | bytes) -> str | None:
-    """:func:`ragprov.ids.content_hash` of a non-blank text (normalised once), else None."""
-    normalised = normalise_text(text)
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest() if normalised else None
-
-
-def chunk_provenance(rank: int, chunk: Chunk) -> ChunkProvenance | None:
-    """:meth:`ChunkProvenance.from_store` for one chunk, on the application thread's budget.
-
-    The same rule and the same result (checked by the tests): the metadata ``chunk_id``, else the
-    content hash of the text, else the store id; quality from the metadata. It normalises the
-    text once instead of twice, with :func:`normalise_text`.
-    """
-    metadata = chunk.metadata
-    chunk_id = ids.chunk_id_from_metadata(metadata)
-    method = RagChunkIdMethodValues.METADATA
-    if chunk_id is None and isinstance(chunk.text, (str, bytes)):
-        chunk_id = content_hash(chunk.text)
-        method = RagChunkIdMethodValues.CONTENT_HASH
-    store_id = chunk.store_id
-    if chunk_id is None and store_id is not None and not isinstance(store_id, bool):
-        chunk_id = str(store_id).strip() or None
-        method = RagChunkIdMethodValues.STORE_ID
-    if chunk_id is None:
-        return None
-    quality = _quality(metadata)
-    return ChunkProvenance(
-        chunk_id=chunk_id,
-        chunk_id_method=method,
-        rank=rank,
-        score=as_float(chunk.score),
-        source_document_id=quality.source_document_id,
-        store_id=None if store_id is None else str(store_id),
-        quality=quality,
-    )
-
-
-#: Every metadata key parse_chunk_quality reads: a dict with none of them has no quality.
-_QUALITY_KEYS = frozenset(
-    {
-        *(key for keys in SCORE_KEYS.values() for key in keys),
-        FRESHNESS_KEY,
-        CONFLICT_KEY,
-        *SOURCE_DOCUMENT_KEYS,
-        HEURISTIC_QUALITY_KEY,
-    }
-)
-_NO_QUALITY = ChunkQuality()
-
-
-def _quality(metadata: Mapping[str, Any] | None) -> ChunkQuality:
-    """``parse_chunk_quality``, skipped for a plain dict without any quality key (the common
-    case of an unstamped store: same result, a tenth of the time)."""
-    if type(metadata) is dict and _QUALITY_KEYS.isdisjoint(metadata):
-        return _NO_QUALITY
-    return parse_chunk_quality(metadata)
-
-
 def _chunk_provenance(
     chunks: Sequence[Chunk],
 ) -> tuple[list[ChunkProvenance], list[Chunk]]:
@@ -338,7 +258,13 @@ def _chunk_provenance(
     kept: list[ChunkProvenance] = []
     kept_chunks: list[Chunk] = []
     for rank, chunk in enumerate(chunks, start=1):
-        provenance = chunk_provenance(rank, chunk)
+        provenance = ChunkProvenance.from_store(
+            rank=rank,
+            text=chunk.text,
+            metadata=chunk.metadata,
+            store_id=chunk.store_id,
+            score=chunk.score,
+        )
         if provenance is not None:
             kept.append(provenance)
             kept_chunks.append(chunk)

@@ -41,6 +41,16 @@ FRESHNESS_KEY = "freshness_status"
 CONFLICT_KEY = "conflict_flag"
 SOURCE_DOCUMENT_KEYS = ("source_document_id", "chunk_source_document_id")
 HEURISTIC_QUALITY_KEY = "heuristic_quality"
+#: Every key the parser reads: a plain dict with none of them has no quality to parse.
+QUALITY_KEYS = frozenset(
+    {
+        *(key for keys in SCORE_KEYS.values() for key in keys),
+        FRESHNESS_KEY,
+        CONFLICT_KEY,
+        *SOURCE_DOCUMENT_KEYS,
+        HEURISTIC_QUALITY_KEY,
+    }
+)
 
 _TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
@@ -85,10 +95,16 @@ class ChunkQuality:
         return self.freshness_status in STALE_FRESHNESS_VALUES
 
 
+_NO_QUALITY = ChunkQuality()
+
+
 def parse_chunk_quality(metadata: Mapping[str, Any] | None) -> ChunkQuality:
     """Read a :class:`ChunkQuality` from store metadata. Never raises."""
     if not isinstance(metadata, Mapping) or not metadata:
-        return ChunkQuality()
+        return _NO_QUALITY
+    # The common case of an unstamped store, on the app thread for every retrieved chunk.
+    if type(metadata) is dict and QUALITY_KEYS.isdisjoint(metadata):
+        return _NO_QUALITY
     try:
         scores = {field: _first_score(metadata, keys, field) for field, keys in SCORE_KEYS.items()}
         return ChunkQuality(
