@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks of the LLM-client instrumentation: added latency per call and per streamed chunk.
 
-    .venv/bin/python benchmarks/bench_llm.py [--quick]
+    .venv/bin/python benchmarks/bench_llm.py [--quick] [--transport memory|loopback]
+                                             [--rounds N] [--calls N] [--clock wall|cpu]
 
 The real ``openai`` client runs against two transports: ``loopback`` — the local test server of
 ``tests/llm/llm_support.py`` (HTTP over 127.0.0.1, keep-alive) — and ``memory`` — an httpx2
@@ -16,12 +17,17 @@ the rounds is reported:
 * ``ragprov + processor`` — the same, with the ``ProvenanceSpanProcessor`` consuming the side
   channel (prompt and answer recorded per call; its worker thread fingerprints them).
 
-All use the same SDK tracer provider with a no-op exporter. Measured: one non-streamed chat
-completion (``added`` = time over bare); one streamed completion of ``CHUNKS`` deltas, per chunk
-(its time over bare, minus the per-call cost, divided by the number of chunks); and, without the
-client, the cost per chunk of ragprov's stream proxy alone (iterating the chunks a stream
-yielded through it versus directly). On a shared machine the per-chunk figures of the first two
-tables are noisy (a 1 % change of a streamed call is ~0.5 µs per chunk); the last one is not.
+Each configuration gets a new SDK tracer provider with a no-op exporter every round (shut down
+after it, so a provenance processor consumes the side channel only in its own configuration).
+
+Measured: one non-streamed chat completion (``added`` = time over bare, also paired per round
+with quartiles, and the median over rounds of ragprov's added time over openai-v2's); one
+streamed completion of ``CHUNKS`` deltas, per chunk (its time over bare, minus the per-call cost,
+divided by the number of chunks); each instrumentation's wrapper alone, called without the client
+(:func:`wrappers_alone`); and the cost per chunk of ragprov's stream proxy alone (iterating the
+chunks a stream yielded through it versus directly). On a shared machine the end-to-end figures
+are noisy (a 1 % change of a streamed call is ~0.5 µs per chunk); ``--clock cpu`` with the
+memory transport takes out the time spent waiting for a core. The last two are steadier.
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from ragprov.instrumentation._llm import LLMCall, ResultTypes, SyncStreamProxy
+from ragprov import sidechannel
+from ragprov.instrumentation._llm_call import LLMCall
+from ragprov.instrumentation._llm_model import ResultTypes
+from ragprov.instrumentation._llm_streams import SyncStreamProxy
 from ragprov.instrumentation.openai import ROUTES, OpenAIInstrumentor
 from ragprov.processor import ProvenanceSpanProcessor
 
@@ -67,29 +76,43 @@ def provider(*, with_processor: bool = False) -> TracerProvider:
     return result
 
 
+#: The clock of :func:`timed`: wall time, or with ``--clock cpu`` this thread's CPU time (on a
+#: shared machine it leaves out the time the thread waited for a core; use it with the memory
+#: transport, where the whole call runs on this thread).
+CLOCK = time.perf_counter_ns
+
+
 def timed(function: Callable[[], Any], calls: int) -> float:
     """Mean microseconds per call over ``calls`` calls."""
-    start = time.perf_counter_ns()
+    start = CLOCK()
     for _ in range(calls):
         function()
-    return (time.perf_counter_ns() - start) / calls / 1000
+    return (CLOCK() - start) / calls / 1000
 
 
 class Configuration:
-    def __init__(self, name: str, instrumentor: Any, tracer_provider: TracerProvider | None):
+    """An instrumentor with its own tracer provider, built on entering and shut down on leaving:
+    a provenance processor consumes the side channel only while its configuration runs (a
+    processor left alive would make every other ragprov configuration record prompts too)."""
+
+    def __init__(self, name: str, instrumentor: Any, with_processor: bool = False):
         self.name = name
         self.instrumentor = instrumentor
-        self.tracer_provider = tracer_provider
+        self.with_processor = with_processor
+        self.tracer_provider: TracerProvider | None = None
 
     def __enter__(self) -> None:
         if self.instrumentor is not None:
+            self.tracer_provider = provider(with_processor=self.with_processor)
             self.instrumentor.instrument(tracer_provider=self.tracer_provider)
+        assert sidechannel.is_active() == self.with_processor
 
     def __exit__(self, *exc: object) -> None:
         if self.instrumentor is not None:
             self.instrumentor.uninstrument()
         if self.tracer_provider is not None:
-            self.tracer_provider.force_flush()
+            self.tracer_provider.shutdown()
+            self.tracer_provider = None
 
 
 def chat_completion_body(answer: str) -> bytes:
@@ -147,13 +170,13 @@ def clients(transport: str) -> tuple[openai.OpenAI, Callable[[int], None], Calla
     return client, memory_script, lambda: None
 
 
-def measure(transport: str, rounds: int, calls: int) -> dict[str, dict[str, float]]:
+def measure(transport: str, rounds: int, calls: int) -> dict[str, dict[str, list[float]]]:
     client, script, stop = clients(transport)
     configurations = [
-        Configuration("bare", None, None),
-        Configuration("openai-v2", OpenAIV2Instrumentor(), provider()),
-        Configuration("ragprov", OpenAIInstrumentor(), provider()),
-        Configuration("ragprov + processor", OpenAIInstrumentor(), provider(with_processor=True)),
+        Configuration("bare", None),
+        Configuration("openai-v2", OpenAIV2Instrumentor()),
+        Configuration("ragprov", OpenAIInstrumentor()),
+        Configuration("ragprov + processor", OpenAIInstrumentor(), with_processor=True),
     ]
 
     def call() -> None:
@@ -180,10 +203,43 @@ def measure(transport: str, rounds: int, calls: int) -> dict[str, dict[str, floa
                 script(CHUNKS)
                 samples[configuration.name]["stream"].append(timed(stream, max(1, calls // 10)))
     stop()
+    return samples
+
+
+def medians(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     return {
         name: {kind: statistics.median(values) for kind, values in kinds.items()}
         for name, kinds in samples.items()
     }
+
+
+def paired_call_costs(
+    samples: dict[str, dict[str, list[float]]],
+) -> dict[str, tuple[float, float, float]]:
+    """Added µs per non-streamed call, paired per round (a configuration's time minus bare's in
+    the same round): (first quartile, median, third quartile) per configuration."""
+    bare = samples["bare"]["call"]
+    result = {}
+    for name, kinds in samples.items():
+        if name == "bare":
+            continue
+        added = [value - base for value, base in zip(kinds["call"], bare, strict=True)]
+        low, median, high = statistics.quantiles(added, n=4)
+        result[name] = (low, median, high)
+    return result
+
+
+def paired_ratio(samples: dict[str, dict[str, list[float]]], name: str, reference: str) -> float:
+    """Median over rounds of (``name``'s added time / ``reference``'s added time)."""
+    bare = samples["bare"]["call"]
+    ratios = [
+        (value - base) / (other - base)
+        for value, other, base in zip(
+            samples[name]["call"], samples[reference]["call"], bare, strict=True
+        )
+        if other > base
+    ]
+    return statistics.median(ratios)
 
 
 def proxy_per_chunk(rounds: int) -> dict[str, float]:
@@ -211,11 +267,65 @@ def proxy_per_chunk(rounds: int) -> dict[str, float]:
     return {"direct": statistics.median(direct), "proxy": statistics.median(proxied)}
 
 
+def wrappers_alone(rounds: int, calls: int = 2000) -> dict[str, float]:
+    """µs per call of each instrumentation's own wrapper, without the client: the wrapper that
+    ``instrument()`` installed is called in a loop with a ``wrapped`` that returns a parsed chat
+    completion at once (interleaved rounds, medians; ``bare`` is calling ``wrapped`` itself).
+    Both wrappers create and end their SDK span and read the request and the response."""
+    from openai import _base_client
+    from openai._models import FinalRequestOptions
+    from openai.resources.chat.completions import Completions
+    from openai.types.chat import ChatCompletion
+
+    client, _, _ = clients("memory")
+    completion = ChatCompletion.model_validate(json.loads(chat_completion_body("Acme grew.")))
+    body = {"model": MODEL, "messages": MESSAGES}
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return completion
+
+    def installed_wrapper(instrumentor: Any, owner: type, name: str) -> Any:
+        instrumentor.instrument(tracer_provider=provider())
+        wrapper = vars(owner)[name]._self_wrapper
+        instrumentor.uninstrument()
+        return wrapper
+
+    v2 = installed_wrapper(OpenAIV2Instrumentor(), Completions, "create")
+    ours = installed_wrapper(OpenAIInstrumentor(), _base_client.SyncAPIClient, "request")
+    options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
+    request_args = (ChatCompletion, options)
+    request_kwargs = {"stream": False, "stream_cls": None}
+    functions: dict[str, Callable[[], Any]] = {
+        "bare": lambda: wrapped(**body),
+        "openai-v2": lambda: v2(wrapped, client.chat.completions, (), body),
+        "ragprov": lambda: ours(wrapped, client, request_args, request_kwargs),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    for function in functions.values():  # warm-up
+        timed(function, calls)
+    for _ in range(rounds):
+        for name, function in functions.items():
+            samples[name].append(timed(function, calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def option(name: str, default: str) -> str:
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
-    rounds, calls = (5, 40) if quick else (15, 150)
-    for transport in ("loopback", "memory"):
-        results = measure(transport, rounds, calls)
+    rounds = int(option("--rounds", "5" if quick else "15"))
+    calls = int(option("--calls", "40" if quick else "150"))
+    transports = option("--transport", "loopback,memory").split(",")
+    global CLOCK
+    CLOCK = time.thread_time_ns if option("--clock", "wall") == "cpu" else time.perf_counter_ns
+    print(f"clock: {option('--clock', 'wall')}")
+    for transport in transports:
+        samples = measure(transport, rounds, calls)
+        results = medians(samples)
         bare = results["bare"]
         print(f"\nchat completion, {transport} transport ({rounds} interleaved rounds, medians)")
         print(
@@ -231,6 +341,18 @@ def main() -> None:
                 f"{values['call'] / bare['call']:>7.3f}{values['stream']:>11.1f}"
                 f"{per_chunk:>+11.2f}µs"
             )
+        print("added µs per call, paired per round (quartiles):")
+        for name, (low, median, high) in paired_call_costs(samples).items():
+            print(f"  {name:<22}{median:>+8.1f}  [{low:+.1f}, {high:+.1f}]")
+        ratio = paired_ratio(samples, "ragprov", "openai-v2")
+        print(f"ragprov / openai-v2 added time per call, median of per-round ratios: {ratio:.2f}")
+    alone = wrappers_alone(rounds)
+    print(f"\nthe instrumentations' wrappers alone, µs per call ({rounds} interleaved rounds)")
+    for name in ("openai-v2", "ragprov"):
+        added = alone[name] - alone["bare"]
+        print(f"  {name:<22}{added:>8.1f}")
+    ratio = (alone["ragprov"] - alone["bare"]) / (alone["openai-v2"] - alone["bare"])
+    print(f"  ratio ragprov / openai-v2: {ratio:.2f}")
     proxy = proxy_per_chunk(5 if quick else 15)
     added_ns = proxy["proxy"] - proxy["direct"]
     print(

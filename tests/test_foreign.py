@@ -28,6 +28,32 @@ def test_openinference_indexed_messages_are_read_in_index_order() -> None:
     assert foreign.step_text(attributes, "output") == "first\nsecond"
 
 
+def test_official_system_instructions_come_first_in_the_input() -> None:
+    """As OpenLLMetry's anthropic instrumentation writes them (0.62.4)."""
+    attributes = {
+        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be brief."}]),
+        "gen_ai.input.messages": json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": "Question?"}]}]
+        ),
+    }
+    assert foreign.step_text(attributes, "input") == "Be brief.\nQuestion?"
+    assert foreign.step_text(attributes, "output") is None
+
+
+def test_openinference_content_parts_are_read_in_index_order() -> None:
+    """As OpenInference's anthropic instrumentation writes an answer (3.1.0)."""
+    attributes = {
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.contents.1.message_content.type": "text",
+        "llm.output_messages.0.message.contents.1.message_content.text": "second",
+        "llm.output_messages.0.message.contents.0.message_content.type": "text",
+        "llm.output_messages.0.message.contents.0.message_content.text": "first",
+        "llm.output_messages.1.message.content": "third",
+        "output.value": '{"content": [{"text": "first"}]}',
+    }
+    assert foreign.step_text(attributes, "output") == "first\nsecond\nthird"
+
+
 def test_openllmetry_prompts_are_read() -> None:
     assert foreign.step_text({"gen_ai.prompt.0.content": "question"}, "input") == "question"
 

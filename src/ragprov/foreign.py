@@ -16,11 +16,14 @@ Step spans — recognised by ``gen_ai.operation.name`` in :data:`STEP_OPERATIONS
 ``openinference.span.kind`` in LLM/TOOL/AGENT, or OpenLLMetry's ``llm.request.type``; text is read
 from (first found wins)
 
-* input: ``gen_ai.input.messages`` (official JSON: ``[{"role", "parts": [{"type": "text",
-  "content"}]}]``), OpenInference ``llm.input_messages.{i}.message.content``, OpenLLMetry
+* input: ``gen_ai.system_instructions`` then ``gen_ai.input.messages`` (official JSON:
+  ``[{"role", "parts": [{"type": "text", "content"}]}]``; OpenLLMetry writes these too),
+  OpenInference ``llm.input_messages.{i}.message.content`` or
+  ``llm.input_messages.{i}.message.contents.{j}.message_content.text``, older OpenLLMetry
   ``gen_ai.prompt.{i}.content``, then OpenInference ``input.value``;
-* output: ``gen_ai.output.messages``, ``llm.output_messages.{i}.message.content``,
-  ``gen_ai.completion.{i}.content``, then ``output.value``.
+* output: ``gen_ai.output.messages``, ``llm.output_messages.{i}.message.content`` or
+  ``.contents.{j}.message_content.text``, ``gen_ai.completion.{i}.content``, then
+  ``output.value``.
 
 Text is only present when the other instrumentation captures content; without it the processor
 still links steps by scope but cannot measure utilisation.
@@ -55,13 +58,20 @@ GENERATION_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"
 _OPENINFERENCE_STEP_KINDS = frozenset({"LLM", "TOOL", "AGENT"})
 
 _OPENINFERENCE_DOCUMENT = re.compile(r"^retrieval\.documents\.(\d+)\.document\.(\w+)$")
+# OpenInference: a message's text is its ``content``, or the text parts of its ``contents``.
 _INDEXED_CONTENT = {
     "input": (
-        re.compile(r"^llm\.input_messages\.(\d+)\.message\.content$"),
+        re.compile(
+            r"^llm\.input_messages\.(\d+)\.message\."
+            r"(?:content|contents\.(\d+)\.message_content\.text)$"
+        ),
         re.compile(r"^gen_ai\.prompt\.(\d+)\.content$"),
     ),
     "output": (
-        re.compile(r"^llm\.output_messages\.(\d+)\.message\.content$"),
+        re.compile(
+            r"^llm\.output_messages\.(\d+)\.message\."
+            r"(?:content|contents\.(\d+)\.message_content\.text)$"
+        ),
         re.compile(r"^gen_ai\.completion\.(\d+)\.content$"),
     ),
 }
@@ -126,12 +136,16 @@ def step_text(attributes: Mapping[str, Any], direction: str) -> str | None:
     """The input or output text of a foreign step span (``direction`` is "input"/"output")."""
     official = attributes.get(f"gen_ai.{direction}.messages")
     if isinstance(official, str):
-        text = "\n".join(_message_texts(_json(official)))
-        if text:
-            return text
+        texts = list(_message_texts(_json(official)))
+        instructions = attributes.get("gen_ai.system_instructions")
+        if direction == "input" and isinstance(instructions, str):
+            # The system prompt is input too (ragprov's own steps count it the same way).
+            texts[:0] = _message_texts([{"parts": _json(instructions)}])
+        if texts:
+            return "\n".join(texts)
     for pattern in _INDEXED_CONTENT[direction]:
         pieces = sorted(
-            (int(match.group(1)), value)
+            (tuple(int(index) for index in match.groups() if index is not None), value)
             for key, value in attributes.items()
             if isinstance(value, str) and (match := pattern.match(key))
         )

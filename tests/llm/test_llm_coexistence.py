@@ -14,11 +14,12 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+import wrapt
 from llm_support import ANSWER, LLMServer, Script, ToolCall, is_uuid7, pop_exact
 from opentelemetry.instrumentation import openai_v2 as openai_v2_package
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2Instrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 from ragprov import sidechannel
 from ragprov.instrumentation.anthropic import AnthropicInstrumentor
@@ -274,6 +275,37 @@ def test_tool_uses_are_added_to_anthropics_own_span(
     assert attributes["rag.requested_tool_names"] == ("search",)
 
 
+def test_an_llm_span_around_the_call_is_enriched_through_anthropics_no_op_span(
+    llm_server: LLMServer,
+    tracer_provider: TracerProvider,
+    anthropic_ragprov: Callable[[], None],
+    spans: Callable[[], list[ReadableSpan]],
+    side_channel: Payloads,
+) -> None:
+    """anthropic's own tracing with a no-op tracer (no SDK provider set globally) makes a
+    non-recording span current during the request; the span around the call is found through it
+    (tests/llm/test_llm_coexistence_real.py runs OpenInference's anthropic instrumentation)."""
+    anthropic_ragprov()
+    client = anthropic.Anthropic(
+        base_url=llm_server.url,
+        api_key="test",
+        max_retries=0,
+        open_telemetry={"tracer_provider": NoOpTracerProvider()},
+    )
+    other = tracer_provider.get_tracer("another.instrumentation")
+
+    marks = {"openinference.span.kind": "LLM"}
+
+    with other.start_as_current_span("messages.create", attributes=marks):
+        assert create(client, "json") == ANSWER
+
+    span = only_span(spans)
+    pop_exact(span.attributes or {}, {**marks, **RAGPROV_STEP})
+    payload = side_channel(span)
+    assert payload is not None
+    assert (payload.input_texts, payload.output_text) == ([SYSTEM, QUESTION], ANSWER)
+
+
 # --------------------------------------------------------------------------- by span attributes
 
 
@@ -330,3 +362,54 @@ def test_other_current_spans_get_a_ragprov_child_span(
     assert llm_span.parent is not None
     assert llm_span.parent.span_id == parent.get_span_context().span_id
     assert outer.attributes == marks
+
+
+# --------------------------------------------------------------------------- a subclass wrapper
+
+
+@pytest.fixture
+def subclass_wrapper(tracer_provider: TracerProvider) -> Iterator[None]:
+    """What OpenInference does (tests/llm/test_llm_coexistence_real.py runs the real one): a
+    wrapt wrapper of ``OpenAI.request`` on the subclass, current LLM span around the call,
+    set up before ragprov."""
+    other = tracer_provider.get_tracer("subclass.instrumentation")
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        with other.start_as_current_span("ChatCompletion") as span:
+            span.set_attribute("openinference.span.kind", "LLM")
+            return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(openai.OpenAI, "request", wrapper)
+    yield
+    del openai.OpenAI.request
+
+
+def test_ragprov_slips_beneath_a_wrapper_of_the_subclass_request(
+    subclass_wrapper: None,
+    with_ragprov: Callable[[], None],
+    client: openai.OpenAI,
+    spans: Callable[[], list[ReadableSpan]],
+    side_channel: Payloads,
+) -> None:
+    with_ragprov()
+
+    chat(client, stream=False)
+
+    span = only_span(spans)
+    pop_exact(span.attributes or {}, {"openinference.span.kind": "LLM", **RAGPROV_STEP})
+    payload = side_channel(span)
+    assert payload is not None
+    assert (payload.input_texts, payload.output_text) == ([SYSTEM, QUESTION], ANSWER)
+
+
+def test_uninstrumenting_ragprov_gives_the_subclass_wrapper_the_original_back(
+    subclass_wrapper: None, tracer_provider: TracerProvider
+) -> None:
+    original = vars(openai.OpenAI)["request"].__wrapped__
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    assert vars(openai.OpenAI)["request"].__wrapped__ is not original
+
+    instrumentor.uninstrument()
+
+    assert vars(openai.OpenAI)["request"].__wrapped__ is original

@@ -38,7 +38,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from ragprov import sidechannel
 from ragprov.config import CAPTURE_CONTENT_ENV
 from ragprov.instrumentation import openai as ragprov_openai
-from ragprov.instrumentation._llm import LLMTracer, ResultTypes, Route, SyncStreamProxy
+from ragprov.instrumentation._llm import LLMTracer
+from ragprov.instrumentation._llm_model import ResultTypes, Route
+from ragprov.instrumentation._llm_streams import SyncStreamProxy
 from ragprov.instrumentation.openai import OpenAIInstrumentor
 
 MODEL = "gpt-test"
@@ -404,6 +406,45 @@ def test_parse_with_a_response_format_is_a_chat_span(
     attributes = dict(one_span(spans).attributes or {})
     assert attributes["gen_ai.output.type"] == "json"
     assert attributes["gen_ai.response.id"] == "chatcmpl-test"
+
+
+def test_every_chat_parameter_the_body_sets_is_a_request_attribute(
+    llm_server: LLMServer, client: openai.OpenAI, spans: Callable[[], list[ReadableSpan]]
+) -> None:
+    client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        temperature=1,
+        top_p=0.5,
+        frequency_penalty=0.1,
+        presence_penalty=-0.2,
+        max_tokens=128,
+        max_completion_tokens=64,
+        seed=7,
+        n=2,
+        stop="END",
+        response_format={"type": "text"},
+        service_tier="flex",
+    )
+
+    request_attributes = {
+        key: value
+        for key, value in (one_span(spans).attributes or {}).items()
+        if key.startswith(("gen_ai.request.", "gen_ai.output.", "openai.request."))
+    }
+    assert request_attributes == {
+        "gen_ai.request.model": MODEL,
+        "gen_ai.request.temperature": 1.0,
+        "gen_ai.request.top_p": 0.5,
+        "gen_ai.request.frequency_penalty": 0.1,
+        "gen_ai.request.presence_penalty": -0.2,
+        "gen_ai.request.max_tokens": 64,  # max_completion_tokens wins over max_tokens
+        "gen_ai.request.seed": 7,
+        "gen_ai.request.choice.count": 2,
+        "gen_ai.request.stop_sequences": ("END",),
+        "gen_ai.output.type": "text",
+        "openai.request.service_tier": "flex",
+    }
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

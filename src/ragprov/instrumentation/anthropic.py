@@ -17,13 +17,20 @@ Why ``_request`` and not the public ``request``: anthropic 2.x traces its own AP
 runs, so ragprov finds it there and enriches it instead of creating a second LLM span — the
 coexistence rule of ``docs/llm-clients.md``.
 
-**The one extra patch.** For a non-streamed call the SDK ends its span *inside* ``_request``,
+**The extra patch.** For a non-streamed call the SDK ends its span *inside* ``_request``,
 right after reading the response (``finish_api_call_span`` in ``_base_client``), i.e. before
 ``_request`` returns to ragprov: too late to hand the answer to the side channel keyed on that
 span. ragprov therefore also wraps the module-level ``finish_api_call_span`` that ``_request``
 calls: when it is about to end the span of the current ragprov call, the answer is recorded
 first. Streams need nothing extra: their text is recorded as it is read, before the SDK ends its
 span at the end of the body.
+
+**Looking through the SDK's no-op span.** Without an SDK tracer provider set globally, the SDK's
+tracing gets the global no-op tracer, whose span does not record but carries the context of the
+span around the call, and makes it current in ``request``. That hides another instrumentation's
+span (OpenInference's ``messages.create``) from ragprov in ``_request``; so ragprov also wraps
+``request`` to remember the span current when the client was called, and looks through a
+non-recording span with that span's context (``_llm_coexistence.foreign_llm_span``).
 
 ``gen_ai.usage.input_tokens`` follows the Anthropic convention: ``input_tokens +
 cache_read_input_tokens + cache_creation_input_tokens``. ``gen_ai.response.finish_reasons`` are
@@ -42,7 +49,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ragprov.instrumentation._llm import (
+from ragprov.instrumentation._genai_names import (
     CHAT_OPERATION,
     GEN_AI_OUTPUT_TYPE,
     GEN_AI_REQUEST_MAX_TOKENS,
@@ -52,17 +59,27 @@ from ragprov.instrumentation._llm import (
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+)
+from ragprov.instrumentation._llm import (
     LLMClientInstrumentor,
+    LLMTracer,
+)
+from ragprov.instrumentation._llm_call import (
+    current_call,
+)
+from ragprov.instrumentation._llm_coexistence import (
+    remember_caller_span,
+    remember_caller_span_async,
+)
+from ragprov.instrumentation._llm_model import (
     LLMRequest,
     LLMResponse,
-    LLMTracer,
     ResultTypes,
     Route,
     TextBuffer,
     as_int,
     as_number,
     as_str,
-    current_call,
     get,
     text_parts,
 )
@@ -103,6 +120,10 @@ class AnthropicInstrumentor(LLMClientInstrumentor):
         llm = LLMTracer(adapter, tracer)
         self._wrap(_base_client.SyncAPIClient, "_request", llm.sync_wrapper())
         self._wrap(_base_client.AsyncAPIClient, "_request", llm.async_wrapper())
+        # Without an SDK tracer provider, the client's own tracing makes a non-recording span
+        # current in request(), hiding another instrumentation's span around the call.
+        self._wrap(_base_client.SyncAPIClient, "request", remember_caller_span)
+        self._wrap(_base_client.AsyncAPIClient, "request", remember_caller_span_async)
         if hasattr(_base_client, "finish_api_call_span"):
             self._wrap(_base_client, "finish_api_call_span", _native_finish_wrapper(adapter))
 

@@ -32,12 +32,12 @@ Usage: ``OpenAIInstrumentor().instrument(tracer_provider=...)`` or ``opentelemet
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from opentelemetry import trace
 
-from ragprov.instrumentation._llm import (
+from ragprov.instrumentation._genai_names import (
     CHAT_OPERATION,
     EMBEDDINGS_OPERATION,
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
@@ -53,10 +53,13 @@ from ragprov.instrumentation._llm import (
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    LLMClientInstrumentor,
+)
+from ragprov.instrumentation._llm import LLMClientInstrumentor, LLMTracer
+from ragprov.instrumentation._llm_coexistence import slip_beneath, unslip
+from ragprov.instrumentation._llm_model import (
     LLMRequest,
     LLMResponse,
-    LLMTracer,
+    NullAccumulator,
     ResultTypes,
     Route,
     TextBuffer,
@@ -66,7 +69,6 @@ from ragprov.instrumentation._llm import (
     get,
     text_parts,
     tool_arguments,
-    warn_if_shadowed,
 )
 from ragprov.model import AttributeValue
 
@@ -108,11 +110,19 @@ class OpenAIInstrumentor(LLMClientInstrumentor):
             async_streams=(openai.AsyncStream,),
         )
         adapter = _OpenAIAdapter(types, azure_types=azure)
-        warn_if_shadowed((openai.OpenAI,), "request", _base_client.SyncAPIClient)
-        warn_if_shadowed((openai.AsyncOpenAI,), "request", _base_client.AsyncAPIClient)
         llm = LLMTracer(adapter, tracer)
         self._wrap(_base_client.SyncAPIClient, "request", llm.sync_wrapper())
         self._wrap(_base_client.AsyncAPIClient, "request", llm.async_wrapper())
+        # OpenInference wraps OpenAI.request / AsyncOpenAI.request on the subclasses.
+        self._slipped = [
+            *slip_beneath((openai.OpenAI,), "request", _base_client.SyncAPIClient),
+            *slip_beneath((openai.AsyncOpenAI,), "request", _base_client.AsyncAPIClient),
+        ]
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unslip(getattr(self, "_slipped", ()))
+        self._slipped = []
+        super()._uninstrument(**kwargs)
 
 
 class _OpenAIAdapter:
@@ -216,27 +226,65 @@ def _tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- chat completions
 
 
+def _chat_max_tokens(attributes: dict[str, AttributeValue], value: Any) -> None:
+    # max_completion_tokens replaces the deprecated max_tokens; it wins when both are set.
+    if as_int(value):
+        attributes[GEN_AI_REQUEST_MAX_TOKENS] = value
+
+
+def _chat_legacy_max_tokens(attributes: dict[str, AttributeValue], value: Any) -> None:
+    number = as_int(value)
+    if number is not None:
+        attributes.setdefault(GEN_AI_REQUEST_MAX_TOKENS, number)
+
+
+def _chat_choice_count(attributes: dict[str, AttributeValue], value: Any) -> None:
+    choices = as_int(value)
+    if choices is not None and choices != 1:
+        attributes[GEN_AI_REQUEST_CHOICE_COUNT] = choices
+
+
+def _chat_stop(attributes: dict[str, AttributeValue], value: Any) -> None:
+    stop = _stop_sequences(value)
+    if stop:
+        attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+
+
+def _chat_response_format(attributes: dict[str, AttributeValue], value: Any) -> None:
+    output_type = _output_type(get(value, "type"))
+    if output_type:
+        attributes[GEN_AI_OUTPUT_TYPE] = output_type
+
+
+def _number_reader(key: str) -> Callable[[dict[str, AttributeValue], Any], None]:
+    return lambda attributes, value: _set_number(attributes, key, value)
+
+
+#: Request attributes of a chat completion, by body key.
+_CHAT_PARAMETERS: dict[str, Callable[[dict[str, AttributeValue], Any], None]] = {
+    "temperature": _number_reader(GEN_AI_REQUEST_TEMPERATURE),
+    "top_p": _number_reader(GEN_AI_REQUEST_TOP_P),
+    "frequency_penalty": _number_reader(GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    "presence_penalty": _number_reader(GEN_AI_REQUEST_PRESENCE_PENALTY),
+    "max_completion_tokens": _chat_max_tokens,
+    "max_tokens": _chat_legacy_max_tokens,
+    "seed": lambda attributes, value: _set_int(attributes, GEN_AI_REQUEST_SEED, value),
+    "n": _chat_choice_count,
+    "stop": _chat_stop,
+    "response_format": _chat_response_format,
+    "service_tier": _service_tier,
+}
+
+
 def _describe_chat(body: Mapping[str, Any], capture: bool) -> LLMRequest:
     request = LLMRequest(model=as_str(body.get("model")))
     attributes = request.attributes
     attributes[OPENAI_API_TYPE] = "chat_completions"
-    _set_number(attributes, GEN_AI_REQUEST_TEMPERATURE, body.get("temperature"))
-    _set_number(attributes, GEN_AI_REQUEST_TOP_P, body.get("top_p"))
-    _set_number(attributes, GEN_AI_REQUEST_FREQUENCY_PENALTY, body.get("frequency_penalty"))
-    _set_number(attributes, GEN_AI_REQUEST_PRESENCE_PENALTY, body.get("presence_penalty"))
-    max_tokens = as_int(body.get("max_completion_tokens"))
-    _set_int(attributes, GEN_AI_REQUEST_MAX_TOKENS, max_tokens or body.get("max_tokens"))
-    _set_int(attributes, GEN_AI_REQUEST_SEED, body.get("seed"))
-    choices = as_int(body.get("n"))
-    if choices is not None and choices != 1:
-        attributes[GEN_AI_REQUEST_CHOICE_COUNT] = choices
-    stop = _stop_sequences(body.get("stop"))
-    if stop:
-        attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = stop
-    output_type = _output_type(get(body.get("response_format"), "type"))
-    if output_type:
-        attributes[GEN_AI_OUTPUT_TYPE] = output_type
-    _service_tier(attributes, body.get("service_tier"))
+    # Only the parameters the body has are read (most calls set none or a few).
+    for key, value in body.items():
+        reader = _CHAT_PARAMETERS.get(key)
+        if reader is not None:
+            reader(attributes, value)
 
     messages = body.get("messages")
     input_messages: list[dict[str, Any]] = []
@@ -557,23 +605,12 @@ def _read_embeddings(body: Any, capture: bool) -> LLMResponse:
     return response
 
 
-class _NoStream:
-    def feed(self, event: Any) -> str | None:
-        return None
-
-    def tool_calls(self) -> list[tuple[str, str]]:
-        return []
-
-    def result(self) -> LLMResponse:
-        return LLMResponse()
-
-
 ROUTES: dict[str, Route] = {
     "/chat/completions": Route(CHAT_OPERATION, _describe_chat, _read_chat, _ChatAccumulator),
     "/responses": Route(
         CHAT_OPERATION, _describe_responses, _read_responses, _ResponsesAccumulator
     ),
     "/embeddings": Route(
-        EMBEDDINGS_OPERATION, _describe_embeddings, _read_embeddings, lambda _: _NoStream()
+        EMBEDDINGS_OPERATION, _describe_embeddings, _read_embeddings, lambda _: NullAccumulator()
     ),
 }

@@ -1,0 +1,141 @@
+"""Coexistence with other GenAI instrumentations of the same client: one LLM span per call.
+
+* :func:`foreign_llm_span` — is the current span another instrumentation's LLM span for this
+  very call? Then ragprov enriches it instead of creating its own.
+* :func:`slip_beneath` — an instrumentation that patched the client's request path on a
+  subclass (OpenInference wraps ``OpenAI.request``) hides ragprov's patch on the base class;
+  ragprov then puts its wrapper beneath theirs, so their span is current when ragprov runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from ragprov import foreign
+from ragprov.instrumentation._genai_names import EMBEDDINGS_OPERATION
+from ragprov.semconv import attributes as attrs
+
+_logger = logging.getLogger(__name__)
+
+# What every wrapt wrapper derives from: BaseObjectProxy since wrapt 2 (its ObjectProxy is a
+# subclass that function wrappers are not), ObjectProxy before.
+_PROXY: type[Any] = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+_caller_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "ragprov_llm_caller_span", default=None
+)
+
+
+def foreign_llm_span(operation: str) -> Span | None:
+    """The current span, when it is another instrumentation's GenAI span for this very call.
+
+    ragprov's wrapper sits at the client's request path, *inside* instrumentations that wrap the
+    resource methods (``chat.completions.create``) or the client's own tracing. Their span is
+    current while the request runs. It is taken as the span of this call when it is recording,
+    was not made by ragprov (it has no ``rag.step_id`` yet), and says it is an inference span
+    (:func:`ragprov.foreign.is_generation`: ``gen_ai.operation.name`` chat / text_completion /
+    generate_content, OpenInference span kind ``LLM``, OpenLLMetry ``llm.request.type`` chat /
+    completion) or, for an embeddings call, an embeddings span.
+    """
+    span = trace.get_current_span()
+    if not span.is_recording():
+        caller = _caller_span.get()
+        # A client's own tracing without an SDK tracer provider (anthropic's, through the global
+        # no-op tracer) makes current a non-recording span that carries the context of the span
+        # around the call: look through it to the span current when the client was called.
+        if caller is None or caller.get_span_context() != span.get_span_context():
+            return None
+        span = caller
+    attributes = getattr(span, "attributes", None)
+    if not isinstance(attributes, Mapping) or attrs.RAG_STEP_ID in attributes:
+        return None
+    if operation != EMBEDDINGS_OPERATION:
+        matches = foreign.is_generation(attributes)
+    else:
+        matches = (
+            attributes.get(foreign.GEN_AI_OPERATION_NAME) == EMBEDDINGS_OPERATION
+            or attributes.get(foreign.OPENINFERENCE_SPAN_KIND) == "EMBEDDING"
+            or attributes.get(foreign.OPENLLMETRY_REQUEST_TYPE) == "embedding"
+        )
+    return span if matches else None
+
+
+def remember_caller_span(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """A wrapt wrapper of a client's public request method: the span current at the call is
+    what :func:`foreign_llm_span` looks through a client's non-recording span to."""
+    token = _caller_span.set(trace.get_current_span())
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _caller_span.reset(token)
+
+
+async def remember_caller_span_async(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The async twin of :func:`remember_caller_span`."""
+    token = _caller_span.set(trace.get_current_span())
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _caller_span.reset(token)
+
+
+#: (another instrumentation's wrapper, what it wrapped before, ragprov's patch it wraps now).
+Slipped = tuple[Any, Any, Any]
+
+
+def slip_beneath(classes: Iterable[type], name: str, base: type) -> list[Slipped]:
+    """Put ragprov's patch of ``base.name`` beneath other instrumentations' wrappers of it on
+    client subclasses; call right after patching ``base``.
+
+    OpenInference wraps ``OpenAI.request`` on the subclass: its wrapper calls the function it
+    found, the base's original, so calls would skip ragprov's patch of the base. When such a
+    wrapper (a wrapt proxy, possibly several stacked) ends at the base's original function, its
+    innermost ``__wrapped__`` becomes ragprov's patch: theirs runs first, its span is current
+    when ragprov runs, and ragprov enriches it. Anything else that shadows the base is logged.
+    Returns what :func:`unslip` needs to undo it.
+    """
+    patched = vars(base).get(name)
+    original = getattr(patched, "__wrapped__", None)
+    slipped: list[Slipped] = []
+    for cls in classes:
+        if cls is base or name not in vars(cls):
+            continue
+        innermost = _innermost_proxy(vars(cls)[name])
+        if original is not None and innermost is not None and innermost.__wrapped__ is original:
+            innermost.__wrapped__ = patched
+            slipped.append((innermost, original, patched))
+            continue
+        _logger.warning(
+            "ragprov: %s.%s was replaced by another instrumentation before ragprov; calls "
+            "through it are not seen by ragprov (instrument ragprov first)",
+            cls.__qualname__,
+            name,
+        )
+    return slipped
+
+
+def unslip(slipped: Iterable[Slipped]) -> None:
+    """Undo :func:`slip_beneath` where the other wrapper still wraps ragprov's patch."""
+    for proxy, original, patched in slipped:
+        if proxy.__wrapped__ is patched:
+            proxy.__wrapped__ = original
+
+
+def _innermost_proxy(value: Any) -> Any:
+    """The innermost of stacked wrapt proxies, or None when ``value`` is not one."""
+    if not isinstance(value, _PROXY):
+        return None
+    while isinstance(value.__wrapped__, _PROXY):
+        value = value.__wrapped__
+    return value
