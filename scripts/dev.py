@@ -29,9 +29,10 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 # What each task needs installed. The test environment holds every instrumented client the
-# tests exercise against real components.
+# tests exercise against real components, and LangChain for its example app. (The LlamaIndex
+# example gets its own venv from tests/test_examples.py: llama-index-llms-openai needs openai < 3.)
 DEMO_EXTRAS = "chromadb,openai"
-TEST_EXTRAS = "dev,chromadb,qdrant,lancedb,pinecone,openai,anthropic"
+TEST_EXTRAS = "dev,chromadb,qdrant,lancedb,pinecone,openai,anthropic,langchain"
 
 
 def main(argv: list[str]) -> int:

@@ -1,11 +1,14 @@
 """Every example app, run as a user runs it: `opentelemetry-instrument python examples/...`.
 
 The apps import nothing from ragprov; the LLM is a local scripted OpenAI-compatible responder.
-Spans are read from the console exporter's output.
+Spans are read from the console exporter's output. The LlamaIndex app runs in its own virtual
+environment (.venv-llamaindex, built on first use, ~1 min): llama-index-llms-openai requires
+openai < 3, and the dev environment tests the openai 3 client.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,27 +17,56 @@ from pathlib import Path
 import pytest
 from apps.harness import Span, console_spans
 
+from ragprov import ids
 from ragprov.demo.responder import running_responder
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+LLAMAINDEX_VENV = ROOT / ".venv-llamaindex"
 
 pytestmark = pytest.mark.slow
 
 
-def run_example(name: str, script: dict[str, str]) -> tuple[str, list[Span]]:
+@pytest.fixture(scope="session")
+def llamaindex_bin() -> Path:
+    """The bin directory of a venv with ragprov[chromadb,openai,llamaindex], rebuilt when
+    pyproject.toml changes."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    stamp = LLAMAINDEX_VENV / f".installed-{digest}"
+    if not stamp.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(LLAMAINDEX_VENV)], check=True)
+        (LLAMAINDEX_VENV / ".gitignore").write_text("*\n")  # as Python >= 3.13's venv does
+        subprocess.run(
+            [
+                str(LLAMAINDEX_VENV / "bin" / "python"),
+                *("-m", "pip", "install", "--quiet", "--editable"),
+                f"{ROOT}[chromadb,openai,llamaindex]",
+            ],
+            check=True,
+            timeout=900,
+        )
+        stamp.touch()
+    return LLAMAINDEX_VENV / "bin"
+
+
+def run_example(
+    name: str, script: dict[str, str], venv_bin: Path = VENV_BIN
+) -> tuple[str, list[Span]]:
     with running_responder(script) as url:
         env = {
             **os.environ,
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "OTEL_TRACES_EXPORTER": "console",
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
+            # Export at shutdown only, after the printed answer: with the default 5 s delay a
+            # slow run (a busy machine, a framework's imports) prints spans before it.
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",
             "OPENAI_BASE_URL": url,
             "ANTHROPIC_BASE_URL": url.removesuffix("/v1"),  # the client adds /v1/messages
         }
         result = subprocess.run(
-            [str(VENV_BIN / "opentelemetry-instrument"), "python", str(ROOT / "examples" / name)],
+            [str(venv_bin / "opentelemetry-instrument"), "python", str(ROOT / "examples" / name)],
             env=env,
             capture_output=True,
             text=True,
@@ -107,3 +139,76 @@ def test_qdrant_anthropic_example_links_the_answer_to_its_retrieval() -> None:
     assert chat["attributes"]["rag.ancestor_retrieval_set_ids"] == [retrieval_set_id]
     assert chat["attributes"]["rag.lineage_method"] == "content_match"
     assert isinstance(chat["attributes"]["rag.utilisation_ratio"], float)
+
+
+def test_langchain_rag_example_links_the_answer_to_its_retrieval() -> None:
+    question = "Which items cannot be returned, and how soon must damage be reported?"
+    answer = (
+        "Opened software, gift cards and personalised items cannot be returned; damaged "
+        "deliveries must be reported within 48 hours."
+    )
+    printed, spans = run_example("langchain_rag.py", {question: answer})
+    assert printed == answer
+    (retrieval,) = named(spans, "retrieval handbook")
+    (chat,) = named(spans, "chat demo-model")
+    # The LangChain instrumentor's span around the chain's run, named after its run_name.
+    (workflow,) = named(spans, "invoke_workflow answer question")
+    # The retriever's k=2: the returns chunk that answers, then the support chunk.
+    chunk_ids = [
+        ids.content_hash(
+            "Opened software, gift cards and personalised items cannot be returned. Damaged "
+            "deliveries must be reported within 48 hours with a photograph of the packaging."
+        ),
+        ids.content_hash(
+            "The support desk answers chat and email from 8:00 to 20:00 CET on weekdays. "
+            "Premium subscribers also get phone support on Saturdays."
+        ),
+    ]
+    assert retrieval["attributes"]["rag.chunk_ids"] == chunk_ids
+    assert retrieval["attributes"]["rag.chunk_set_hash"] == ids.chunk_set_hash(chunk_ids)
+    assert retrieval["attributes"]["rag.source_document_ids"] == ["returns", "support"]
+    retrieval_set_id = retrieval["attributes"]["rag.retrieval_set_id"]
+    # LangChain runs the retriever in a copy of the caller's context: the two calls are linked
+    # through the trace of the workflow span, the trace's root (which mirrors the diagnosis).
+    assert workflow["attributes"]["gen_ai.operation.name"] == "invoke_workflow"
+    assert chat["attributes"]["rag.ancestor_retrieval_set_ids"] == [retrieval_set_id]
+    assert chat["attributes"]["rag.lineage_method"] == "content_match"
+    assert chat["attributes"]["rag.used_chunk_count"] == 1  # the answer ignores the support hours
+    assert chat["attributes"]["rag.diagnosis"] == "healthy"
+    assert workflow["attributes"]["rag.ancestor_retrieval_set_ids"] == [retrieval_set_id]
+    assert workflow["attributes"]["rag.diagnosis"] == "healthy"
+
+
+def test_llamaindex_rag_example_links_the_answer_to_its_retrieval(llamaindex_bin: Path) -> None:
+    question = "What do I need for a warranty claim, and how fast is the replacement shipped?"
+    answer = (
+        "A warranty claim needs the order number and a description of the fault; replacement "
+        "devices ship within 10 business days of approval."
+    )
+    printed, spans = run_example("llamaindex_rag.py", {question: answer}, llamaindex_bin)
+    assert printed == answer
+    (retrieval,) = named(spans, "retrieval handbook")
+    (chat,) = named(spans, "chat demo-model")
+    # similarity_top_k=3: both warranty chunks, then the shipping one; LlamaIndex keeps the node
+    # text in chromadb's documents and the metadata beside its _node_content JSON.
+    chunk_ids = [
+        ids.content_hash(
+            "Replacement devices ship within 10 business days of the claim's approval."
+        ),
+        ids.content_hash("Warranty claims need the order number and a description of the fault."),
+        ids.content_hash(
+            "Express delivery arrives the next business day when ordered before 14:00 CET."
+        ),
+    ]
+    assert retrieval["attributes"]["rag.chunk_ids"] == chunk_ids
+    assert retrieval["attributes"]["rag.chunk_set_hash"] == ids.chunk_set_hash(chunk_ids)
+    assert retrieval["attributes"]["rag.source_document_ids"] == [
+        "warranty",
+        "warranty",
+        "shipping",
+    ]
+    retrieval_set_id = retrieval["attributes"]["rag.retrieval_set_id"]
+    assert chat["attributes"]["rag.ancestor_retrieval_set_ids"] == [retrieval_set_id]
+    assert chat["attributes"]["rag.lineage_method"] == "content_match"
+    assert chat["attributes"]["rag.used_chunk_count"] == 2  # both warranty chunks
+    assert chat["attributes"]["rag.diagnosis"] == "healthy"
