@@ -12,7 +12,10 @@ Prints one table; docs/performance.md ("Span processor") records a run. Three me
    worker is paused during the timed rounds so that it does not compete for the interpreter
    lock; what is timed is exactly what the application thread pays.
 2. **Worker time** — per trace (request → retrieval of k = 10 chunks → an answer whose prompt
-   quotes them), and the answer step's share (the same traces without the answer, subtracted).
+   quotes them), and the answer step's share (the same traces without the answer, subtracted),
+   in interleaved rounds (median reported): elapsed time to drain the queue, and the worker
+   thread's CPU time (its own clock, which time spent waiting for a core on a loaded machine
+   does not inflate).
 3. **Memory** — tracemalloc of the processor state with 500 traces in flight (10 chunks of 2 KB
    each), then after their roots end.
 """
@@ -20,6 +23,7 @@ Prints one table; docs/performance.md ("Span processor") records a run. Three me
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import sys
 import time
@@ -37,6 +41,7 @@ from opentelemetry.trace import Tracer
 from ragprov import lineage, sidechannel
 from ragprov.model import ChunkProvenance, RetrievalSetEnvelope
 from ragprov.processor import ProvenanceSpanProcessor
+from ragprov.signals import tokens
 
 RNG = np.random.default_rng(7)
 WORDS = [
@@ -118,8 +123,11 @@ def retrieval_span(tracer: Tracer, chunks: list[str]) -> None:
         sidechannel.record_retrieval(span, envelope, chunks)
 
 
-def worker_ms_per_trace(traces: int, k: int, chunk_chars: int, *, with_answer: bool) -> float:
-    """Worker time per trace (request → retrieval of k chunks [→ answer quoting them]), in ms."""
+def worker_ms_per_trace(
+    traces: int, k: int, chunk_chars: int, *, with_answer: bool
+) -> tuple[float, float]:
+    """Worker time per trace (request → retrieval of k chunks [→ answer quoting them]), in ms:
+    elapsed, and the worker thread's CPU time."""
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(NoopExporter()))
     tracer = tracer_for(processor)
     corpus = [[text(chunk_chars) for _ in range(k)] for _ in range(traces)]
@@ -130,18 +138,47 @@ def worker_ms_per_trace(traces: int, k: int, chunk_chars: int, *, with_answer: b
                 retrieval_span(tracer, chunks)
                 if with_answer:
                     llm_span("Context:\n" + "\n\n".join(chunks) + "\nQuestion: ?", answer)(tracer)
-        start = time.perf_counter()
-    elapsed = time.perf_counter() - start  # PausedWorker.__exit__ drained the queue
+        worker = processor._worker
+        assert worker is not None
+        assert worker.ident is not None
+        worker_clock = time.pthread_getcpuclockid(worker.ident)
+        start, cpu_start = time.perf_counter(), time.clock_gettime(worker_clock)
+    # PausedWorker.__exit__ drained the queue
+    elapsed, cpu = time.perf_counter() - start, time.clock_gettime(worker_clock) - cpu_start
     stats = processor.stats()
     processor.shutdown()
     assert stats["spans_enriched"] == traces * (3 if with_answer else 2), stats
-    return elapsed / traces * 1000
+    return elapsed / traces * 1000, cpu / traces * 1000
+
+
+def worker_rounds(rounds: int, traces: int, k: int) -> dict[int, dict[str, float]]:
+    """Medians over interleaved rounds, per chunk size: per-trace and per-answer-step ms."""
+    samples: dict[int, dict[str, list[float]]] = {}
+    for _ in range(rounds):
+        for chunk_chars in (500, 2000):
+            bare_wall, bare_cpu = worker_ms_per_trace(traces, k, chunk_chars, with_answer=False)
+            full_wall, full_cpu = worker_ms_per_trace(traces, k, chunk_chars, with_answer=True)
+            sample = samples.setdefault(chunk_chars, {})
+            for name, value in (
+                ("trace", full_wall),
+                ("step", full_wall - bare_wall),
+                ("trace_cpu", full_cpu),
+                ("step_cpu", full_cpu - bare_cpu),
+            ):
+                sample.setdefault(name, []).append(value)
+    return {
+        chunk_chars: {name: statistics.median(values) for name, values in sample.items()}
+        for chunk_chars, sample in samples.items()
+    }
 
 
 def memory(traces: int, k: int, chunk_chars: int) -> dict[str, float]:
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(NoopExporter()))
     tracer = tracer_for(processor)
     corpus = [[text(chunk_chars) for _ in range(k)] for _ in range(traces)]
+    # Empty token and line memos, so that what the earlier sections left in them (or freed from
+    # them when a full memo is cleared) does not count here: their growth during the run does.
+    tokens.clear_memos()
     gc.collect()
     tracemalloc.start()
     baseline = tracemalloc.get_traced_memory()[0]
@@ -176,8 +213,10 @@ def memory(traces: int, k: int, chunk_chars: int) -> dict[str, float]:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    rounds, calls, traces = (5, 2000, 200) if quick else (15, 5000, 1000)
+    rounds, calls = (5, 2000) if quick else (15, 5000)
+    worker_round_count, worker_traces = (3, 100) if quick else (9, 300)
     print(f"ragprov processor benchmark, Python {sys.version.split()[0]}, quick={quick}")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     app = application_thread(rounds, calls)
     print("\n1. Application thread, per span start+end (median of interleaved rounds)")
@@ -186,16 +225,18 @@ def main(argv: list[str]) -> int:
     print(f"   added by ragprov, plain span      {app['ragprov plain'] - app['bare']:6.2f} µs")
     print(f"   added by ragprov, LLM step + text {app['ragprov llm'] - app['bare']:6.2f} µs")
 
-    print("\n2. Worker time per trace: request -> retrieval of k = 10 chunks -> answer")
-    for chunk_chars in (500, 2000):
-        retrieval_only = worker_ms_per_trace(traces, 10, chunk_chars, with_answer=False)
-        full = worker_ms_per_trace(traces, 10, chunk_chars, with_answer=True)
-        step = full - retrieval_only
-        print(
-            f"   chunks of {chunk_chars:>4} chars: trace {full:.3f} ms "
-            f"({1000 / full:,.0f} traces/s), of which the answer step {step:.3f} ms "
-            f"({1000 / step:,.0f} answer steps/s)"
-        )
+    print(
+        "\n2. Worker time per trace: request -> retrieval of k = 10 chunks -> answer "
+        f"(median of {worker_round_count} interleaved rounds of {worker_traces} traces)"
+    )
+    for chunk_chars, worker in worker_rounds(worker_round_count, worker_traces, 10).items():
+        for label, suffix in (("elapsed   ", ""), ("worker CPU", "_cpu")):
+            full, step = worker["trace" + suffix], worker["step" + suffix]
+            print(
+                f"   chunks of {chunk_chars:>4} chars, {label}: trace {full:.3f} ms "
+                f"({1000 / full:,.0f} traces/s), of which the answer step {step:.3f} ms "
+                f"({1000 / step:,.0f} answer steps/s)"
+            )
 
     count = 100 if quick else 500
     mem = memory(count, 10, 2000)
@@ -206,6 +247,7 @@ def main(argv: list[str]) -> int:
         f"   after the roots ended     {mem['after_end_mib']:.2f} MiB "
         f"(traces {mem['traces_after']}, records {mem['records_after']})"
     )
+    print("load average at end:   {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

@@ -4,6 +4,7 @@ with OpenLLMetry's instrumentation of the same stores.
 
     .venv-bench/bin/python benchmarks/bench_vectorstores.py [--quick] [--stores chromadb,qdrant]
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --profile qdrant   # cProfile ragprov
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --floor   # + a bare span's cost
 
 OpenLLMetry (``opentelemetry-instrumentation-chromadb``, ``-qdrant``, ``-lancedb``) is not a
 dependency of ragprov and is not installed in the project's ``.venv``: the comparison runs in a
@@ -25,10 +26,16 @@ with metadata, 64-dimensional hash embeddings, in one process, in three modes:
 * ``ragprov`` — ragprov's instrumentor, its spans going to ``ProvenanceSpanProcessor`` in front
   of a ``SimpleSpanProcessor`` with a no-op exporter. The processor's worker is paused while the
   queries are timed (as in bench_processor.py), so what is measured is exactly what the
-  application thread pays: the wrapper, span creation, result extraction, hashing, the
-  side-channel hand-off and the enqueue. The signals are computed afterwards, off the clock;
+  application thread pays: the wrapper, span creation, copying the result rows, the
+  side-channel hand-off and the enqueue. The chunk ids, set hash and envelope (built by the
+  worker when a provenance processor is attached) and the signals are computed afterwards, off
+  the clock; the last column counts the exported ragprov spans that carry the envelope
+  (``rag.retrieval_set_id``, ``rag.chunk_set_hash``, non-empty ``rag.chunk_ids``);
 * ``openllmetry`` — OpenLLMetry's instrumentor, its spans going to a ``SimpleSpanProcessor``
-  with a no-op exporter (its default settings: chromadb result events included).
+  with a no-op exporter (its default settings: chromadb result events included);
+* ``floor`` (with ``--floor``) — no instrumentor: the query wrapped in a span with the request
+  attributes of a deferred ragprov retrieval span (set id included), through its own
+  ``ProvenanceSpanProcessor``: the part of ragprov's cost that is the span and the processor.
 
 Each round instruments, times ``calls`` queries and uninstruments, for each mode in a rotating
 order; the table shows medians over the rounds, the time each instrumentation adds to a bare
@@ -53,15 +60,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from _support import NoopExporter, PausedWorker
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.trace import SpanKind
 
+from ragprov import ids
 from ragprov.demo.embedding import HashingEmbedder
 from ragprov.processor import ProvenanceSpanProcessor
 
@@ -88,6 +97,24 @@ RAGPROV = {
     "qdrant": ("ragprov.instrumentation.qdrant", "QdrantInstrumentor"),
     "lancedb": ("ragprov.instrumentation.lancedb", "LanceDBInstrumentor"),
 }
+
+
+PROVENANCE_KEYS = ("rag.retrieval_set_id", "rag.chunk_set_hash", "rag.chunk_ids")
+
+
+class ProvenanceCountingExporter(NoopExporter):
+    """Counts the exported spans that carry the provenance envelope (set id, set hash, ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.with_provenance = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for span in spans:
+            attributes = span.attributes or {}
+            if all(key in attributes for key in PROVENANCE_KEYS) and attributes["rag.chunk_ids"]:
+                self.with_provenance += 1
+        return super().export(spans)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -220,6 +247,52 @@ class Mode:
             self.instrumentor.uninstrument()
 
 
+class SpanOnly:
+    """``--floor``: no instrumentor, the query wrapped in a span with the request attributes of a
+    deferred ragprov retrieval span, through ``ProvenanceSpanProcessor``: what the span and the
+    processor cost the application thread, whatever the instrumentation does."""
+
+    def __init__(self, target: Target, store: str) -> None:
+        self.target, self.store = target, store
+        self.query = target.query
+
+    def instrument(self, tracer_provider: TracerProvider) -> None:
+        tracer = tracer_provider.get_tracer("floor")
+        query, store = self.query, self.store
+        attributes = {
+            "gen_ai.operation.name": "retrieval",
+            "db.system.name": store,
+            "gen_ai.data_source.id": "bench",
+            "gen_ai.retrieval.top_k": K,
+        }
+
+        def traced(vector: list[float]) -> Any:
+            span = tracer.start_span("retrieval bench", kind=SpanKind.CLIENT, attributes=attributes)
+            try:
+                return query(vector)
+            finally:
+                span.set_attributes(
+                    {
+                        "rag.retrieval_set_id": ids.new_retrieval_set_id(),
+                        "rag.retrieval_method": "dense",
+                    }
+                )
+                span.end()
+
+        self.target.query = traced
+
+    def uninstrument(self) -> None:
+        self.target.query = self.query
+
+
+def floor_mode(target: Target, store: str) -> Mode:
+    exporter = NoopExporter()
+    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return Mode("floor", SpanOnly(target, store), provider, exporter, processor)
+
+
 def load(location: tuple[str, str]) -> Any:
     module_name, class_name = location
     return getattr(importlib.import_module(module_name), class_name)
@@ -227,7 +300,7 @@ def load(location: tuple[str, str]) -> Any:
 
 def modes_for(store: str) -> tuple[list[Mode], str | None]:
     modes = [Mode("bare")]
-    exporter = NoopExporter()
+    exporter = ProvenanceCountingExporter()
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -268,9 +341,13 @@ def run_round(mode: Mode, target: Target, queries: list[list[float]], calls: int
         mode.uninstrument()
 
 
-def bench_store(store: str, data: Corpus, rounds: int, calls: int) -> dict[str, Any]:
+def bench_store(
+    store: str, data: Corpus, rounds: int, calls: int, floor: bool = False
+) -> dict[str, Any]:
     target = TARGETS[store](data)
     modes, note = modes_for(store)
+    if floor:
+        modes.append(floor_mode(target, store))
     for round_index in range(rounds):
         shift = round_index % len(modes)
         for mode in modes[shift:] + modes[:shift]:
@@ -287,7 +364,16 @@ def bench_store(store: str, data: Corpus, rounds: int, calls: int) -> dict[str, 
         for mode in modes[1:]
     }
     spans = {mode.name: mode.spans / mode.calls for mode in modes if mode.calls}
-    return {"medians": medians, "added": added, "spans": spans, "note": note}
+    ours = modes[1].exporter
+    assert isinstance(ours, ProvenanceCountingExporter)
+    provenance = f"{ours.with_provenance}/{ours.count}"
+    return {
+        "medians": medians,
+        "added": added,
+        "spans": spans,
+        "note": note,
+        "provenance": provenance,
+    }
 
 
 def profile(store: str, data: Corpus, calls: int) -> None:
@@ -320,6 +406,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--stores", default=",".join(TARGETS))
     parser.add_argument("--profile", metavar="STORE", choices=list(TARGETS))
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time a bare span through ProvenanceSpanProcessor around the query",
+    )
     parser.add_argument("--rounds", type=int, help="default 15 (5 with --quick)")
     parser.add_argument("--calls", type=int, help="queries per round, default 300 (100 quick)")
     args = parser.parse_args(argv)
@@ -341,13 +432,14 @@ def main(argv: list[str]) -> int:
     )
     header = (
         f"{'store':<9} {'bare':>9} {'ragprov':>9} {'added':>8} {'openllmetry':>12} {'added':>8}"
-        f" {'ratio':>6}  spans/query (ragprov, openllmetry)"
+        f" {'ratio':>6}  spans/query (ragprov, openllmetry)  ragprov spans with provenance"
     )
     print(header)
     print("-" * len(header))
     notes: list[str] = []
+    floors: list[str] = []
     for store in args.stores.split(","):
-        result = bench_store(store, data, rounds, calls)
+        result = bench_store(store, data, rounds, calls, args.floor)
         medians, spans, added = result["medians"], result["spans"], result["added"]
         bare, ours = medians["bare"], medians["ragprov"]
         theirs = medians.get("openllmetry")
@@ -362,11 +454,18 @@ def main(argv: list[str]) -> int:
         span_counts = ", ".join(
             f"{spans[name]:.1f}" for name in ("ragprov", "openllmetry") if name in spans
         )
-        print(f"{line}  {span_counts}")
+        print(f"{line}  {span_counts:<36}{result['provenance']}")
+        if "floor" in added:
+            floors.append(f"{store}: {added['floor']:.1f} µs")
         if result["note"]:
             notes.append(result["note"])
     for note in notes:
         print(f"note: {note}")
+    if floors:
+        print(
+            "floor (a span with the request attributes through ProvenanceSpanProcessor, no "
+            f"instrumentation), added: {', '.join(floors)}"
+        )
     print(
         "ratio = ragprov's added time / OpenLLMetry's added time (< 1: ragprov adds less). "
         f"load average at end {os.getloadavg()[0]:.2f}"

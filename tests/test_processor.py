@@ -18,6 +18,7 @@ from ragprov import lineage, sidechannel
 from ragprov.config import Settings
 from ragprov.demo import scenarios
 from ragprov.processor import ProvenanceSpanProcessor
+from ragprov.signals import distinctive_tokens
 
 CHAT = f"chat {MODEL}"
 
@@ -342,3 +343,18 @@ def test_an_idle_worker_releases_traces_whose_root_never_ends() -> None:
     assert (stats["traces_in_memory"], stats["records_in_memory"]) == (0, 0)
     assert stats["traces_evicted_by_age"] == 1
     pipeline.provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("chunk_ids", "counted"),
+    [(["a", "b"], ["alpha bravo", "charlie delta"]), (["a", "a"], ["alpha bravo"])],
+)
+def test_source_to_response_ratio_counts_each_chunk_id_once(
+    pipeline: Pipeline, chunk_ids: list[str], counted: list[str]
+) -> None:
+    texts = ["alpha bravo", "charlie delta"]
+    retrieve(pipeline.tracer, texts, chunk_ids=chunk_ids)
+    chat(pipeline.tracer, prompt(texts, "which?"), "alpha echo")
+    attributes = pipeline.attributes(CHAT)
+    sources = len(distinctive_tokens(" ".join(counted)))
+    assert attributes["rag.source_to_response_ratio"] == 2 / sources

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -75,6 +76,55 @@ def test_retrieval_payload_keeps_texts_in_rank_order(tracer: Tracer) -> None:
     assert isinstance(payload, sidechannel.RetrievalPayload)
     assert payload.chunk_texts == ("a", None, None)
     assert payload.query_texts == ("q",)
+
+
+def resolver(calls: list[int], texts: tuple[str | None, ...] = ("a", None)) -> Any:
+    """A deferred retrieval's build function that counts its calls."""
+
+    def resolve() -> sidechannel.ResolvedRetrieval:
+        calls.append(1)
+        return RetrievalSetEnvelope.build([]), texts, None
+
+    return resolve
+
+
+@pytest.mark.usefixtures("consumer")
+def test_deferred_retrieval_is_built_once_on_first_access(tracer: Tracer) -> None:
+    span = tracer.start_span("retrieval")
+    calls: list[int] = []
+    assert sidechannel.record_deferred_retrieval(span, resolver(calls), query_texts=["q"])
+    payload = sidechannel.take(*key(span))
+    assert isinstance(payload, sidechannel.RetrievalPayload)
+    assert payload.deferred
+    assert calls == []
+    assert payload.chunk_texts == ("a", None)
+    assert payload.envelope.chunk_ids == ()
+    assert payload.embeddings is None
+    assert payload.query_texts == ("q",)
+    assert calls == [1]
+
+
+def test_deferred_retrieval_is_refused_without_a_consumer(tracer: Tracer) -> None:
+    calls: list[int] = []
+    assert not sidechannel.record_deferred_retrieval(tracer.start_span("r"), resolver(calls))
+    assert calls == []
+
+
+@pytest.mark.usefixtures("consumer")
+def test_deferred_retrieval_evicted_at_once_is_refused(tracer: Tracer) -> None:
+    sidechannel.configure_bounds(max_chars=10)
+    span = tracer.start_span("retrieval")
+    assert not sidechannel.record_deferred_retrieval(span, resolver([]), chars=11)
+    assert sidechannel.take(*key(span)) is None
+
+
+@pytest.mark.usefixtures("consumer")
+def test_complete_retrieval_payload_is_not_deferred(tracer: Tracer) -> None:
+    span = tracer.start_span("retrieval")
+    sidechannel.record_retrieval(span, RetrievalSetEnvelope.build([]), [])
+    payload = sidechannel.take(*key(span))
+    assert isinstance(payload, sidechannel.RetrievalPayload)
+    assert not payload.deferred
 
 
 @pytest.mark.usefixtures("consumer")

@@ -33,6 +33,7 @@ from ragprov.signals import (
     uncertainty_acknowledged,
 )
 from ragprov.signals.metadata import ChunkQuality
+from ragprov.signals.tokens import TextLines
 from ragprov.signals.utilisation import overlap_scores
 from ragprov.trace_state import RetrievalRecord, StepRecord, TraceStore
 
@@ -43,6 +44,17 @@ GEN_AI_DATA_SOURCE_ID = "gen_ai.data_source.id"
 #: (plus its scope), so that a long agent trace costs linear, not quadratic, time.
 MAX_CANDIDATE_RETRIEVALS = 64
 MAX_CANDIDATE_STEPS = 32
+
+
+def attribute_table(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes for look-ups on the hot path.
+
+    ``span.attributes`` is a read-only proxy over the SDK's BoundedAttributes, whose look-ups run
+    in Python (a missing key raises and catches KeyError); the plain dict inside it answers the
+    same questions several times faster.
+    """
+    table = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return table if isinstance(table, dict) else (span.attributes or {})
 
 
 @dataclass(slots=True)
@@ -106,6 +118,8 @@ class Enricher:
             embeddings = payload.embeddings
             query_texts = payload.query_texts
             chunk_set_hash = payload.envelope.chunk_set_hash
+            if payload.deferred:  # built here, off the application thread: export it
+                _add_missing(out, payload.envelope.span_attributes(), span_attributes)
         elif attrs.RAG_CHUNK_IDS in span_attributes:
             chunk_ids = tuple(
                 str(value) for value in _sequence(span_attributes[attrs.RAG_CHUNK_IDS])
@@ -199,7 +213,7 @@ class Enricher:
 
     def _step(self, item: WorkItem, context: SpanContext, out: Enrichment) -> None:
         assert item.record_id is not None
-        span_attributes = item.span.attributes or {}
+        span_attributes = attribute_table(item.span)
         payload = item.payload if isinstance(item.payload, StepPayload) else None
         is_tool = foreign.is_tool(span_attributes) or (payload is not None and payload.tool_called)
         if payload is not None and payload.input_texts:
@@ -212,7 +226,8 @@ class Enricher:
             output_text = payload.output_text
         else:
             output_text = foreign.step_text(span_attributes, "output")
-        step_input = None if input_text is None else fingerprint(input_text)
+        # Lines first: the prompt is fingerprinted only if the content match needs it.
+        step_input = None if input_text is None else TextLines(input_text)
         output = None if output_text is None else fingerprint(output_text)
         tool_provided = payload.tool_provided_data if payload is not None else None
 
@@ -278,20 +293,14 @@ class Enricher:
             for retrieval_set_id in ancestry.direct_retrieval_set_ids
             if (record := self.store.retrieval(retrieval_set_id)) is not None
         ]
-        chunk_ids: list[str] = []
-        fingerprints: list[TextFingerprint | None] = []
-        qualities: list[ChunkQuality | None] = []
-        seen: set[str] = set()
-        for record in records:
-            for chunk_id, chunk_fp, quality in zip(
-                record.chunk_ids, record.fingerprints, record.qualities, strict=False
-            ):
-                if chunk_id not in seen:
-                    seen.add(chunk_id)
-                    chunk_ids.append(chunk_id)
-                    fingerprints.append(chunk_fp)
-                    qualities.append(quality)
+        chunk_ids, fingerprints, qualities = _distinct_chunks(records)
         set_signals: SetSignals | None = records[0].set_signals if len(records) == 1 else None
+        # The set's own chunks, unchanged: its lexical similarity already counted their tokens.
+        source_token_count = (
+            set_signals.similarity.distinct_token_count
+            if set_signals is not None and fingerprints is records[0].fingerprints
+            else None
+        )
         embeddings = records[0].embeddings if len(records) == 1 else None
         tools = [
             known_steps[step_id] for step_id in ancestry.tool_step_ids if step_id in known_steps
@@ -311,6 +320,7 @@ class Enricher:
             tool_outputs=[tool.output for tool in providing],
             set_signals=set_signals,
             thresholds=self.thresholds,
+            source_token_count=source_token_count,
         )
         return step_signal_attributes(signals)
 
@@ -353,9 +363,11 @@ class Enricher:
             for step_id in trace.step_ids[-MAX_CANDIDATE_STEPS:]
             if step_id != item.record_id
         ]
-        for entry in item.scope:
-            if not item.is_local_root and entry.trace_id != context.trace_id:
-                continue
+        scope: Sequence[lineage.ScopeEntry] = item.scope
+        if scope and not item.is_local_root:
+            trace_id = context.trace_id
+            scope = [entry for entry in scope if entry.trace_id == trace_id]
+        for entry in scope:
             if entry.kind == lineage.RETRIEVAL:
                 retrieval_ids.append(entry.record_id)
             elif entry.record_id != item.record_id:
@@ -376,7 +388,7 @@ class Enricher:
         trace = self.store.trace(context.trace_id)
         if trace.final_answer is None:
             return
-        span_attributes = item.span.attributes or {}
+        span_attributes = attribute_table(item.span)
         answer_span_id = trace.final_answer.get(_ANSWER_SPAN_KEY)
         if answer_span_id == context.span_id:
             return
@@ -401,6 +413,39 @@ MIRRORED_ATTRIBUTES = (
 _ANSWER_SPAN_KEY = "\x00answer_span_id"  # internal marker, never exported
 
 
+def _distinct_chunks(
+    records: Sequence[RetrievalRecord],
+) -> tuple[Sequence[str], Sequence[TextFingerprint | None], Sequence[ChunkQuality | None]]:
+    """Chunk ids, fingerprints and qualities of ``records``, each chunk id once (first wins).
+
+    A single record whose ids are distinct and aligned with its fingerprints and qualities is
+    returned as it is (its own tuples), without copying.
+    """
+    if len(records) == 1:
+        record = records[0]
+        count = len(record.chunk_ids)
+        if (
+            len(record.fingerprints) == count
+            and len(record.qualities) == count
+            and len(set(record.chunk_ids)) == count
+        ):
+            return record.chunk_ids, record.fingerprints, record.qualities
+    chunk_ids: list[str] = []
+    fingerprints: list[TextFingerprint | None] = []
+    qualities: list[ChunkQuality | None] = []
+    seen: set[str] = set()
+    for record in records:
+        for chunk_id, chunk_fp, quality in zip(
+            record.chunk_ids, record.fingerprints, record.qualities, strict=False
+        ):
+            if chunk_id not in seen:
+                seen.add(chunk_id)
+                chunk_ids.append(chunk_id)
+                fingerprints.append(chunk_fp)
+                qualities.append(quality)
+    return chunk_ids, fingerprints, qualities
+
+
 def _final_answer_view(attributes: AttributeDict, span_id: int) -> dict[str, AttributeValue]:
     view: dict[str, AttributeValue] = {
         key: attributes[key] for key in MIRRORED_ATTRIBUTES if key in attributes
@@ -415,6 +460,15 @@ def _transformation_type(span_attributes: Mapping[str, Any], is_tool: bool) -> s
     if foreign.is_generation(span_attributes):
         return RagTransformationTypeValues.GENERATION.value
     return None
+
+
+def _add_missing(
+    out: Enrichment, attributes: Mapping[str, AttributeValue], span_attributes: Mapping[str, Any]
+) -> None:
+    """Add the attributes the span does not already have (its own values win)."""
+    for key, value in attributes.items():
+        if key not in span_attributes:
+            out.attributes[key] = value
 
 
 def _data_source_id(span_attributes: Mapping[str, Any]) -> str | None:

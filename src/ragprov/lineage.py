@@ -38,7 +38,8 @@ from ragprov import ids, sidechannel
 from ragprov.semconv import attributes as attrs
 from ragprov.semconv.attributes import RagLineageMethodValues
 from ragprov.signals import TextFingerprint
-from ragprov.signals.utilisation import overlap_scores
+from ragprov.signals.tokens import TextLines
+from ragprov.signals.utilisation import any_overlap_at_least
 from ragprov.trace_state import RetrievalRecord, StepRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -306,7 +307,7 @@ class Ancestry:
 
 def infer_ancestors(
     *,
-    step_input: TextFingerprint | None,
+    step_input: TextFingerprint | TextLines | None,
     explicit_inputs: Sequence[str] = (),
     from_baggage: Sequence[str] = (),
     retrievals: Sequence[RetrievalRecord] = (),
@@ -337,17 +338,16 @@ def infer_ancestors(
             else:
                 _take_step(step, inherited, tools)
     else:
-        if step_input is not None and step_input.token_count:
-            for record in retrievals:
-                scores = overlap_scores(record.fingerprints, step_input)
-                if any(score is not None and score >= threshold for score in scores):
-                    direct.append(record.retrieval_set_id)
-            for step in steps:
-                score = overlap_scores([step.output], step_input)[0]
-                if score is not None and score >= threshold:
+        if step_input is not None:
+            found = _ContentMatch(step_input, threshold)
+            matched = [record for record in retrievals if found.in_input(record.fingerprints)]
+            matched_steps = [step for step in steps if found.in_input((step.output,))]
+            if (matched or matched_steps) and found.input_has_tokens():
+                direct = [record.retrieval_set_id for record in matched]
+                for step in matched_steps:
                     _take_step(step, inherited, tools)
-            if direct or inherited or tools:
-                method = RagLineageMethodValues.CONTENT_MATCH
+                if direct or inherited or tools:
+                    method = RagLineageMethodValues.CONTENT_MATCH
         if method is None and retrievals:
             method = RagLineageMethodValues.SCOPE
             direct = [record.retrieval_set_id for record in retrievals]
@@ -367,6 +367,39 @@ def infer_ancestors(
         tool_step_ids=_unique(tools),
         method=method,
     )
+
+
+class _ContentMatch:
+    """Is a candidate (chunks of a retrieval, or a step output) found in the step input?
+
+    Found: at least ``threshold`` of the distinctive tokens of one of its fingerprints occur in
+    the input. Given :class:`TextLines`, a candidate whose token lines are all lines of the
+    input is found at share 1.0 from the line keys alone; the input is fingerprinted only for a
+    candidate that this does not settle.
+    """
+
+    def __init__(self, step_input: TextFingerprint | TextLines, threshold: float) -> None:
+        self.lines = step_input if isinstance(step_input, TextLines) else None
+        self.fingerprint = step_input if isinstance(step_input, TextFingerprint) else None
+        self.threshold = threshold
+        self.tokens_seen = False
+
+    def _input(self) -> TextFingerprint:
+        if self.fingerprint is None:
+            assert self.lines is not None
+            self.fingerprint = self.lines.fingerprint
+        return self.fingerprint
+
+    def in_input(self, candidates: Sequence[TextFingerprint | None]) -> bool:
+        if self.lines is not None:
+            for candidate in candidates:
+                if self.lines.contains_all_tokens_of(candidate):
+                    self.tokens_seen = True  # the input holds the candidate's tokens
+                    return self.threshold <= 1.0  # its share is 1.0, the largest there is
+        return any_overlap_at_least(candidates, self._input(), self.threshold)
+
+    def input_has_tokens(self) -> bool:
+        return self.tokens_seen or self._input().token_count > 0
 
 
 def _take_step(step: StepRecord, inherited: list[str], tools: list[str]) -> None:

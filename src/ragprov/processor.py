@@ -29,7 +29,6 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragprov import foreign, ids, lineage, sidechannel
 from ragprov.config import Settings, load_settings
-from ragprov.enrichment import RETRIEVAL, STEP, Enricher, WorkItem
+from ragprov.enrichment import RETRIEVAL, STEP, Enricher, WorkItem, attribute_table
 from ragprov.semconv import attributes as attrs
 from ragprov.trace_state import TraceStore
 
@@ -63,16 +62,6 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-def _attribute_table(span: ReadableSpan) -> Mapping[str, Any]:
-    """The span's attributes for a few look-ups on the hot path.
-
-    ``span.attributes`` is a read-only proxy over the SDK's BoundedAttributes, whose look-ups run
-    in Python; the plain dict inside it answers the same questions several times faster.
-    """
-    table = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return table if isinstance(table, dict) else (span.attributes or {})
 
 
 @dataclass(slots=True)
@@ -206,7 +195,7 @@ class ProvenanceSpanProcessor(SpanProcessor):
     def _work_item(self, span: ReadableSpan) -> WorkItem:
         context = span.context
         assert context is not None
-        span_attributes = _attribute_table(span)
+        span_attributes = attribute_table(span)
         key = (context.trace_id, context.span_id)
         payload = sidechannel.take(*key)
         scope, from_baggage = self._starts.pop(key, _NO_START) if self._starts else _NO_START
@@ -390,12 +379,14 @@ def _maxlen(bounded: object) -> int | None:
 
 
 def _bounded_copy(items: Any, original: Any) -> BoundedList[Any]:
-    """A BoundedList of ``items`` with the original's limit and dropped count."""
-    maxlen = _maxlen(original)
-    copy = BoundedList.from_seq(maxlen, list(items))
+    """A BoundedList of ``items`` with the original's limit and dropped count.
+
+    An ended SDK span's own BoundedList is final (the SDK refuses changes after end and shares
+    it with its own ReadableSpan): it is its own faithful copy.
+    """
     if isinstance(original, BoundedList):
-        copy.dropped = original.dropped
-    return copy
+        return original
+    return BoundedList.from_seq(_maxlen(original), list(items))
 
 
 def _merge_attributes(
@@ -410,27 +401,67 @@ def _merge_attributes(
     original = getattr(span, "_attributes", None)
     bounded = original if isinstance(original, BoundedAttributes) else None
     maxlen = None if bounded is None else bounded.maxlen
-    existing = span.attributes or {}
+    # The SDK's own dict holds values it has already cleaned; the read-only proxy around it
+    # would copy them item by item through Python-level look-ups.
+    existing = bounded._dict if bounded is not None else (span.attributes or {})
     merged: dict[str, Any] = dict(existing)
     not_added = 0
+    added: list[str] = []
     for key, value in extra.items():
         if key in merged or maxlen is None or len(merged) < maxlen:
             merged[key] = value
+            added.append(key)
         else:
             not_added += 1
-    attributes = BoundedAttributes(
-        maxlen=maxlen,
-        attributes=merged,
-        immutable=True,
-        max_value_len=None if bounded is None else bounded.max_value_len,
-    )
+    if bounded is not None and bounded.max_value_len is None:
+        attributes = _already_clean(merged, added, maxlen)
+    else:
+        attributes = None
+    if attributes is None:
+        attributes = BoundedAttributes(
+            maxlen=maxlen,
+            attributes=merged,
+            immutable=True,
+            max_value_len=None if bounded is None else bounded.max_value_len,
+        )
     attributes.dropped += span.dropped_attributes + not_added
     return attributes, not_added
 
 
+_PLAIN_VALUES = (str, bool, int, float)
+
+
+def _already_clean(
+    merged: dict[str, Any], added: list[str], maxlen: int | None
+) -> BoundedAttributes | None:
+    """``BoundedAttributes(maxlen, merged)`` without re-cleaning every value, or None.
+
+    Only the ``added`` values need what the SDK's cleaning does to them when there is no
+    value-length limit: plain values stay, lists of plain values become tuples. Anything else
+    returns None (the caller takes the SDK's path). The span's own values are clean already;
+    the SDK's ``__deepcopy__`` assigns its dict the same way.
+    """
+    for key in added:
+        value = merged[key]
+        if isinstance(value, _PLAIN_VALUES):
+            continue
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(item, _PLAIN_VALUES) for item in value
+        ):
+            merged[key] = tuple(value)
+            continue
+        return None
+    attributes = BoundedAttributes(maxlen=maxlen, immutable=True)
+    attributes._dict = merged
+    return attributes
+
+
 def _with_links(span: ReadableSpan, links: list[Link]) -> BoundedList[Any]:
     """The span's links plus lineage links, within its link limit (existing links win)."""
-    maxlen = _maxlen(getattr(span, "_links", None))
+    original = getattr(span, "_links", None)
+    if not links and isinstance(original, BoundedList):
+        return original  # final once the span has ended (see _bounded_copy)
+    maxlen = _maxlen(original)
     existing = list(span.links)
     room = len(links) if maxlen is None else max(0, maxlen - len(existing))
     copy = BoundedList.from_seq(maxlen, [*existing, *links[:room]])

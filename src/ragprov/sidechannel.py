@@ -17,6 +17,11 @@ The API instrumentors use:
 
 * :func:`record_retrieval` — on a retrieval span: the :class:`~ragprov.model.RetrievalSetEnvelope`,
   the chunk texts (rank order), optional embeddings, and the query text(s).
+* :func:`record_deferred_retrieval` — the same, but as a function the processor's worker calls
+  to build them from the raw rows a store returned: the vector-store instrumentors use it when
+  the span goes to a provenance processor, so that the per-chunk work (chunk ids, quality, the
+  set hash, the envelope) leaves the application thread. The worker then also exports the
+  envelope's attributes (see :attr:`RetrievalPayload.deferred`).
 * :func:`record_step_input` / :func:`record_step_output` — on an LLM/agent step span: the text
   the step read (prompt messages) and the text it produced (may be called once per streamed
   piece; pieces are concatenated).
@@ -28,7 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,14 +53,61 @@ DEFAULT_MAX_PENDING_CHARS = 64 * 1024 * 1024
 DEFAULT_PENDING_TTL_SECONDS = 600.0
 
 
-@dataclass(slots=True)
-class RetrievalPayload:
-    """What a retrieval span hands the processor."""
+ResolvedRetrieval = tuple["RetrievalSetEnvelope", Sequence[str | None], Any]
+"""What a deferred retrieval builds on the worker: (envelope, chunk texts in rank order parallel
+to the envelope's chunks, embeddings or None)."""
 
-    envelope: RetrievalSetEnvelope
-    chunk_texts: tuple[str | None, ...]
-    embeddings: Any = None
-    query_texts: tuple[str, ...] = ()
+
+class RetrievalPayload:
+    """What a retrieval span hands the processor.
+
+    Either complete (``envelope``, ``chunk_texts``, ``embeddings`` given) or *deferred*: a
+    ``resolve`` function that builds them from the rows the store returned, called once, on the
+    first access to any of the three (on the processor's worker). A deferred payload's envelope
+    is not on the span yet: the worker exports its attributes.
+    """
+
+    __slots__ = ("_chunk_texts", "_embeddings", "_envelope", "_resolve", "deferred", "query_texts")
+
+    def __init__(
+        self,
+        envelope: RetrievalSetEnvelope | None,
+        chunk_texts: tuple[str | None, ...] = (),
+        embeddings: Any = None,
+        query_texts: tuple[str, ...] = (),
+        *,
+        resolve: Callable[[], ResolvedRetrieval] | None = None,
+    ) -> None:
+        self._envelope = envelope
+        self._chunk_texts = chunk_texts
+        self._embeddings = embeddings
+        self.query_texts = query_texts
+        self._resolve = resolve
+        #: True when the envelope was built by the worker (its attributes are not on the span).
+        self.deferred = resolve is not None
+
+    def _resolved(self) -> None:
+        if self._resolve is not None:
+            envelope, texts, embeddings = self._resolve()
+            self._resolve = None  # built once; the rows it held are released with it
+            self._envelope, self._embeddings = envelope, embeddings
+            self._chunk_texts = tuple(text if isinstance(text, str) else None for text in texts)
+
+    @property
+    def envelope(self) -> RetrievalSetEnvelope:
+        self._resolved()
+        assert self._envelope is not None  # set by the constructor or by resolve
+        return self._envelope
+
+    @property
+    def chunk_texts(self) -> tuple[str | None, ...]:
+        self._resolved()
+        return self._chunk_texts
+
+    @property
+    def embeddings(self) -> Any:
+        self._resolved()
+        return self._embeddings
 
 
 @dataclass(slots=True)
@@ -125,7 +177,8 @@ class _Registry:
             self._evict(now)
             return payload if key in self._entries else None
 
-    def put(self, key: SpanKey, payload: Payload, chars: int) -> None:
+    def put(self, key: SpanKey, payload: Payload, chars: int) -> bool:
+        """Keep ``payload`` for ``key``; False when the bounds evicted it right away."""
         now = time.monotonic()
         with self._lock:
             previous = self._entries.pop(key, None)
@@ -134,6 +187,7 @@ class _Registry:
             self._entries[key] = _Entry(payload, chars, now)
             self._chars += chars
             self._evict(now)
+            return key in self._entries
 
     def pop(self, key: SpanKey) -> Payload | None:
         with self._lock:
@@ -213,6 +267,33 @@ def record_retrieval(
         _registry.put(key, RetrievalPayload(envelope, texts, embeddings, queries), chars)
     except Exception:
         _logger.debug("ragprov: could not record retrieval payload", exc_info=True)
+
+
+def record_deferred_retrieval(
+    span: Span,
+    resolve: Callable[[], ResolvedRetrieval],
+    *,
+    query_texts: Iterable[str] = (),
+    chars: int = 0,
+) -> bool:
+    """Hand the processor a retrieval whose envelope its worker builds by calling ``resolve``.
+
+    ``resolve`` must only read data that the caller can no longer change (copies, immutable
+    tables). ``chars`` estimates the text it holds, for the pending-text bound. Returns whether
+    the payload was kept: when it was not (no processor, a non-recording span), the caller must
+    put the envelope on the span itself.
+    """
+    key = _key(span)
+    if key is None:
+        return False
+    try:
+        queries = tuple(query for query in query_texts if isinstance(query, str))
+        chars += sum(len(query) for query in queries)
+        payload = RetrievalPayload(None, query_texts=queries, resolve=resolve)
+        return _registry.put(key, payload, chars)
+    except Exception:
+        _logger.debug("ragprov: could not record a deferred retrieval payload", exc_info=True)
+        return False
 
 
 def record_step_input(span: Span, texts: Iterable[str]) -> None:

@@ -38,6 +38,9 @@ _PER_CHUNK_OVERHEAD_BYTES = 160
 
 @dataclass(slots=True)
 class RetrievalRecord:
+    """What later steps need of one retrieval set. ``set_signals`` must be the signals of exactly
+    these ``fingerprints`` (the step path reuses their token count instead of recounting)."""
+
     retrieval_set_id: str
     chunk_set_hash: str
     span_context: SpanContext

@@ -3,6 +3,7 @@ AsyncQdrantClient(":memory:"))."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,6 +44,8 @@ ORIGINALS = {
         "retrieve",
         "scroll",
         "upsert",
+        "upload_points",
+        "upload_collection",
     )
     if name in cls.__dict__
 }
@@ -406,6 +409,109 @@ def test_upsert_spans(
             "db.collection.name": name,
             "rag.chunk_ids": [ids.content_hash("seven")],
             "rag.chunk_id_method": "content_hash",
+        },
+    )
+
+
+def upload(store: Store, method: str, *args: Any, **kwargs: Any) -> None:
+    """Uploads are plain methods on AsyncQdrantClient 1.20; await them where they are not."""
+    result = getattr(store.client, method)(*args, **kwargs)
+    if inspect.isawaitable(result) and store.run is not None:
+        store.run(result)
+
+
+def seed_points() -> list[models.PointStruct]:
+    return [
+        models.PointStruct(id=index + 1, vector=vector, payload=payload)
+        for index, (vector, payload) in enumerate(zip(EMBEDDER(TEXTS), PAYLOADS, strict=True))
+    ]
+
+
+UPLOADED = {
+    "db.system.name": "qdrant",
+    "db.operation.batch.size": 3,
+    "rag.chunk_ids": chunk_ids_of([1, 2, 3]),
+    "rag.chunk_id_method": "content_hash",
+    "rag.source_document_ids": ["energy.pdf", "", ""],
+    "rag.ingest.quality_mean": 0.9,
+    "rag.ingest.quality_scored_count": 1,
+    "rag.quality_method": "metadata",
+}
+
+
+def test_upload_points_span_lists_the_written_chunks(
+    store: Store, instrumented: Any, unique_name: Any, finished: Any, check_exact: Any
+) -> None:
+    name = store.create(unique_name("upload"))
+    upload(store, "upload_points", name, points=seed_points(), wait=True)
+
+    (span,) = finished()
+    assert span.name == f"upload_points {name}"
+    check_exact(
+        span.attributes,
+        {**UPLOADED, "db.operation.name": "upload_points", "db.collection.name": name},
+    )
+
+
+def test_upload_collection_span_lists_the_written_chunks(
+    store: Store, instrumented: Any, unique_name: Any, finished: Any, check_exact: Any
+) -> None:
+    name = store.create(unique_name("upload"))
+    upload(
+        store,
+        "upload_collection",
+        name,
+        vectors=EMBEDDER(TEXTS),
+        payload=PAYLOADS,
+        ids=[1, 2, 3],
+        wait=True,
+    )
+
+    (span,) = finished()
+    check_exact(
+        span.attributes,
+        {**UPLOADED, "db.operation.name": "upload_collection", "db.collection.name": name},
+    )
+
+
+def test_upload_from_a_generator_is_left_to_the_client(
+    store: Store, instrumented: Any, unique_name: Any, finished: Any, check_exact: Any
+) -> None:
+    name = store.create(unique_name("upload"))
+    upload(store, "upload_points", name, points=(point for point in seed_points()), wait=True)
+
+    assert store("count", name).count == 3  # every point reached the store
+    (span,) = finished()
+    check_exact(
+        span.attributes,
+        {
+            "db.system.name": "qdrant",
+            "db.operation.name": "upload_points",
+            "db.collection.name": name,
+        },
+    )
+
+
+def test_bulk_upload_is_counted_without_chunk_ids(
+    store: Store,
+    instrumented: Any,
+    unique_name: Any,
+    finished: Any,
+    check_exact: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(qdrant_instrumentation, "MAX_INGEST_CHUNK_IDS", 2)
+    name = store.create(unique_name("upload"))
+    upload(store, "upload_collection", name, vectors=EMBEDDER(TEXTS), ids=[1, 2, 3], wait=True)
+
+    (span,) = finished()
+    check_exact(
+        span.attributes,
+        {
+            "db.system.name": "qdrant",
+            "db.operation.name": "upload_collection",
+            "db.collection.name": name,
+            "db.operation.batch.size": 3,
         },
     )
 

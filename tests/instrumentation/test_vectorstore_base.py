@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from ragprov import ids
+from ragprov import ids, lineage
 from ragprov.instrumentation._base import (
     Chunk,
     IngestRequest,
@@ -23,6 +24,7 @@ from ragprov.instrumentation._base import (
     record_text,
     retrieval_span_scope,
 )
+from ragprov.processor import ProvenanceSpanProcessor
 
 
 class TinyStore:
@@ -186,3 +188,133 @@ def test_record_helpers() -> None:
 
 
 # ----------------------------------------------------------------------------- fast paths
+
+
+# ----------------------------------------------------------------------------- deferred provenance
+
+
+class ProcessorPipeline:
+    """A provider whose spans go to a processor that sees them as the application thread ended
+    them (``ended``), then to ragprov's processor (``exported``)."""
+
+    def __init__(self) -> None:
+        self.ended, self.exported = InMemorySpanExporter(), InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.ended))
+        self.processor = ProvenanceSpanProcessor(SimpleSpanProcessor(self.exported))
+        self.provider.add_span_processor(self.processor)
+
+    def spans(self) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
+        self.provider.force_flush()
+        return list(self.ended.get_finished_spans()), list(self.exported.get_finished_spans())
+
+
+@pytest.fixture
+def pipeline() -> Iterator[ProcessorPipeline]:
+    pipeline = ProcessorPipeline()
+    instrumentor = TinyInstrumentor()
+    instrumentor.instrument(tracer_provider=pipeline.provider)
+    with lineage.new_scope():
+        yield pipeline
+    instrumentor.uninstrument()
+    pipeline.provider.shutdown()
+
+
+def test_with_a_processor_the_span_ends_without_chunk_provenance(
+    pipeline: ProcessorPipeline,
+) -> None:
+    TinyStore(["solar power", "wind power"]).search(["solar"])
+
+    (ended,), (exported,) = pipeline.spans()
+    assert "rag.chunk_ids" not in ended.attributes
+    assert list(exported.attributes["rag.chunk_ids"]) == [ids.content_hash("solar power")]
+    assert exported.attributes["rag.query_hash"] == ids.query_hash("solar")
+
+
+def test_deferred_retrieval_records_the_step_on_the_application_thread(
+    pipeline: ProcessorPipeline,
+) -> None:
+    with lineage.step("answer", tracer_provider=pipeline.provider) as step:
+        TinyStore(["solar power"]).search(["solar"])
+
+    (ended, _), _ = pipeline.spans()
+    assert ended.attributes["rag.step_id"] == step.step_id
+
+
+def test_deferred_batch_gives_each_query_its_own_envelope(pipeline: ProcessorPipeline) -> None:
+    TinyStore(["solar power", "wind power"]).search(["solar", "wind"])
+
+    ended, exported = pipeline.spans()  # the sibling span of the second query ends first
+    assert all("rag.chunk_set_hash" not in span.attributes for span in ended)
+    by_query = {
+        span.attributes["rag.query_hash"]: list(span.attributes["rag.chunk_ids"])
+        for span in exported
+    }
+    assert by_query == {
+        ids.query_hash("solar"): [ids.content_hash("solar power")],
+        ids.query_hash("wind"): [ids.content_hash("wind power")],
+    }
+    assert [span.attributes["rag.retrieval_set_id"] for span in exported] == [
+        span.attributes["rag.retrieval_set_id"] for span in ended
+    ]
+
+
+def test_deferred_enrichment_of_a_framework_retrieval_span(pipeline: ProcessorPipeline) -> None:
+    tracer = pipeline.provider.get_tracer("framework")
+    with tracer.start_as_current_span("retrieval framework") as outer:
+        with retrieval_span_scope(outer) as slot:
+            TinyStore(["solar power"]).search(["solar"])
+        assert slot.enriched
+
+    (ended,), (exported,) = pipeline.spans()
+    assert ended.attributes["db.system.name"] == "tiny"
+    assert "rag.chunk_ids" not in ended.attributes
+    assert list(exported.attributes["rag.chunk_ids"]) == [ids.content_hash("solar power")]
+
+
+def test_content_capture_keeps_provenance_inline(
+    pipeline: ProcessorPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    TinyStore(["solar power"]).search(["solar"])
+
+    (ended,), _ = pipeline.spans()
+    chunk_id = ids.content_hash("solar power")
+    assert list(ended.attributes["rag.chunk_ids"]) == [chunk_id]
+    assert json.loads(str(ended.attributes["gen_ai.retrieval.documents"]))[0]["id"] == chunk_id
+
+
+def test_a_processor_of_another_provider_leaves_provenance_inline(
+    tiny: TinyStore, finished: Any
+) -> None:
+    other = ProcessorPipeline()  # a consumer exists, but not in the instrumented provider
+    try:
+        tiny.search(["solar"])
+    finally:
+        other.provider.shutdown()
+
+    (span,) = finished()
+    assert list(span.attributes["rag.chunk_ids"]) == [
+        ids.content_hash("solar power"),
+        ids.content_hash("solar heat"),
+    ]
+
+
+def test_a_reader_failing_on_the_worker_never_reaches_the_caller(
+    pipeline: ProcessorPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_reader() -> list[Chunk]:
+        raise RuntimeError("unreadable rows")
+
+    def extract_failing(*args: Any) -> list[RetrievalSet]:
+        return [RetrievalSet(failing_reader, query_text="solar")]
+
+    monkeypatch.setattr(f"{__name__}.extract", extract_failing)
+    instrumentor = TinyInstrumentor()  # re-instrument so the wrapper picks up the new extract
+    instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=pipeline.provider)
+
+    assert TinyStore(["solar power"]).search(["solar"]) == [["solar power"]]
+    (ended,), (exported,) = pipeline.spans()
+    assert exported.attributes == ended.attributes  # forwarded as it ended, not lost
+    assert pipeline.processor.stats()["spans_forwarded_unenriched_error"] == 1

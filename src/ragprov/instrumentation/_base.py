@@ -3,7 +3,8 @@
 A library module (``chromadb``, ``qdrant``, ``lancedb``) only knows its library: which methods to
 patch, how to read the collection name and ``top_k`` from a call (:class:`RetrievalRequest`), and
 how to turn a result into :class:`RetrievalSet` objects (chunks with store id, text, metadata,
-similarity and embedding). Everything else lives here:
+similarity and embedding, or a :data:`ChunkReader` that makes them later from a copy of the
+result's rows). Everything else lives here:
 
 * span creation — one GenAI retrieval span per retrieval set (``retrieval {collection}``, kind
   CLIENT), one ingestion span per add/upsert (``{operation} {collection}``);
@@ -13,6 +14,19 @@ similarity and embedding). Everything else lives here:
   exception reaches the caller unchanged; errors of the instrumentation itself are logged once
   and swallowed; the OTel suppress-instrumentation key is respected;
 * de-duplication — see :data:`RETRIEVAL_SPAN_KEY` and :func:`retrieval_span_scope`.
+
+**Where the provenance is computed.** When the span goes to a running
+:class:`~ragprov.processor.ProvenanceSpanProcessor` (one of its provider's processors, with room
+in its queue) and content capture is off, the application thread puts only the request-level
+facts on the span (store attributes, ``rag.retrieval_set_id``, ``rag.retrieval_method``,
+``rag.step_id``, a batch set's ``top_k``) and hands the rows to the processor
+(:func:`ragprov.sidechannel.record_deferred_retrieval`); the worker reads the chunks, builds the
+envelope and exports its attributes (``Enricher._retrieval``). Otherwise — the instrumentor feeding
+another pipeline, content capture on (``gen_ai.retrieval.documents`` needs the chunk ids), a full
+queue, a payload the side channel refused — the envelope is built inline before the span ends,
+as the span then has to be self-contained. The exported attributes are the same either way.
+Nothing on the application thread needs the chunk ids: the lineage scope keys a retrieval by its
+set id. A :data:`ChunkReader` therefore holds only data the caller can no longer change.
 
 **Batch queries.** A call that runs several queries (chromadb ``query`` with several embeddings,
 qdrant ``query_batch_points``) yields one retrieval set per query, and the provenance processor
@@ -33,6 +47,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from opentelemetry import context as otel_context
@@ -49,7 +64,7 @@ from opentelemetry.semconv.attributes.db_attributes import (
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from ragprov import __version__, lineage, sidechannel
+from ragprov import __version__, ids, lineage, sidechannel
 from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._patching import (
     PatchingInstrumentor,
@@ -117,15 +132,28 @@ class Chunk:
     embedding: Any = None
 
 
+ChunkReader = Callable[[], Sequence[Chunk]]
+"""Reads the chunks of a result when called; may run on the provenance processor's worker, so
+it must only hold data the application can no longer change (copies, immutable tables)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetrievalSet:
     """The result of one query of a call."""
 
-    chunks: Sequence[Chunk]
+    chunks: Sequence[Chunk] | ChunkReader
+    """The chunks in the store's order, or a :data:`ChunkReader` that makes them (what a library
+    module returns so that per-chunk work can leave the application thread)."""
     query_text: str | None = None
     retrieval_method: RagRetrievalMethodValues = RagRetrievalMethodValues.UNKNOWN
     top_k: int | None = None
     """Overrides the call's ``top_k`` for this set (e.g. one request of a qdrant batch)."""
+    text_chars: int = 0
+    """About how many characters of text a :data:`ChunkReader` holds (the side channel's bound
+    on pending text counts them until the processor takes the payload)."""
+
+    def read_chunks(self) -> Sequence[Chunk]:
+        return self.chunks() if callable(self.chunks) else self.chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,17 +313,48 @@ def _documents_json(envelope: RetrievalSetEnvelope, chunks: Sequence[Chunk]) -> 
     return json.dumps(documents, ensure_ascii=False)
 
 
-def _apply_retrieval_set(
-    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, capture_content: bool
-) -> None:
-    provenance, chunks = _chunk_provenance(retrieval_set.chunks)
+def _envelope(
+    retrieval_set: RetrievalSet,
+    data_source_id: str | None,
+    step_id: str | None,
+    retrieval_set_id: str | None = None,
+    timestamp: datetime | None = None,
+) -> tuple[RetrievalSetEnvelope, list[Chunk]]:
+    """The envelope of a set, and the chunks it kept (those with a usable id), in rank order."""
+    provenance, chunks = _chunk_provenance(retrieval_set.read_chunks())
     envelope = RetrievalSetEnvelope.build(
         provenance,
         query_text=retrieval_set.query_text,
         retrieval_method=retrieval_set.retrieval_method,
         data_source_id=data_source_id,
-        step_id=lineage.current_step_id(),
+        step_id=step_id,
+        retrieval_set_id=retrieval_set_id,
+        timestamp=timestamp,
     )
+    return envelope, chunks
+
+
+def _embeddings(chunks: Sequence[Chunk]) -> list[Any] | None:
+    """The chunks' embeddings when every chunk has one, else None."""
+    embeddings = [chunk.embedding for chunk in chunks]
+    has_embeddings = bool(embeddings) and all(vector is not None for vector in embeddings)
+    return embeddings if has_embeddings else None
+
+
+def _query_texts(retrieval_set: RetrievalSet) -> tuple[str, ...]:
+    return () if retrieval_set.query_text is None else (retrieval_set.query_text,)
+
+
+def _apply_retrieval_set(
+    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, capture_content: bool
+) -> None:
+    """Put a set's provenance on ``span``: deferred to the processor's worker when the span goes
+    to one (and content capture, which needs the chunk ids now, is off), else inline."""
+    step_id = lineage.current_step_id()
+    deferred = not capture_content and _defers_to_processor(span)
+    if deferred and _defer_retrieval_set(span, retrieval_set, data_source_id, step_id):
+        return
+    envelope, chunks = _envelope(retrieval_set, data_source_id, step_id)
     span.set_attributes(envelope.span_attributes())
     if retrieval_set.top_k is not None:
         span.set_attribute(GEN_AI_RETRIEVAL_TOP_K, retrieval_set.top_k)
@@ -303,15 +362,83 @@ def _apply_retrieval_set(
         if retrieval_set.query_text is not None:
             span.set_attribute(GEN_AI_RETRIEVAL_QUERY_TEXT, retrieval_set.query_text)
         span.set_attribute(GEN_AI_RETRIEVAL_DOCUMENTS, _documents_json(envelope, chunks))
-    embeddings = [chunk.embedding for chunk in chunks]
-    has_embeddings = bool(embeddings) and all(vector is not None for vector in embeddings)
     sidechannel.record_retrieval(
         span,
         envelope,
         [chunk.text for chunk in chunks],
-        embeddings=embeddings if has_embeddings else None,
-        query_texts=() if retrieval_set.query_text is None else (retrieval_set.query_text,),
+        embeddings=_embeddings(chunks),
+        query_texts=_query_texts(retrieval_set),
     )
+
+
+def _defer_retrieval_set(
+    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, step_id: str | None
+) -> bool:
+    """Put the request-level facts on the span and hand the rows to the processor, whose worker
+    builds the envelope and exports its attributes. False when the side channel did not keep
+    the payload (the caller then works inline)."""
+    retrieval_set_id = ids.new_retrieval_set_id()
+    timestamp_ns = time.time_ns()
+
+    def resolve() -> sidechannel.ResolvedRetrieval:
+        timestamp = datetime.fromtimestamp(timestamp_ns / 1e9, timezone.utc)
+        envelope, chunks = _envelope(
+            retrieval_set, data_source_id, step_id, retrieval_set_id, timestamp
+        )
+        return envelope, [chunk.text for chunk in chunks], _embeddings(chunks)
+
+    if not sidechannel.record_deferred_retrieval(
+        span, resolve, query_texts=_query_texts(retrieval_set), chars=retrieval_set.text_chars
+    ):
+        return False
+    attributes: dict[str, AttributeValue] = {
+        attrs.RAG_RETRIEVAL_SET_ID: retrieval_set_id,
+        attrs.RAG_RETRIEVAL_METHOD: retrieval_set.retrieval_method.value,
+    }
+    if step_id is not None:
+        attributes[attrs.RAG_STEP_ID] = step_id
+    if retrieval_set.top_k is not None:
+        attributes[GEN_AI_RETRIEVAL_TOP_K] = retrieval_set.top_k
+    span.set_attributes(attributes)
+    return True
+
+
+#: id(span processors tuple of a provider) → (that tuple, its ProvenanceSpanProcessor or None).
+#: The SDK replaces the tuple when a processor is added, so a stale entry never matches.
+_pipelines: dict[int, tuple[tuple[Any, ...], Any]] = {}
+_MAX_PIPELINES = 16
+
+
+def _defers_to_processor(span: Span) -> bool:
+    """True when ``span`` ends in a provider whose pipeline has a running
+    :class:`~ragprov.processor.ProvenanceSpanProcessor` with room in its queue: only then will
+    a worker add the envelope's attributes to the exported span."""
+    if not sidechannel.is_active():
+        return False
+    processors = getattr(getattr(span, "_span_processor", None), "_span_processors", None)
+    if not isinstance(processors, tuple):
+        return False  # not an SDK span
+    entry = _pipelines.get(id(processors))
+    if entry is None or entry[0] is not processors:
+        from ragprov.processor import ProvenanceSpanProcessor  # imported by whoever made one
+
+        found = [p for p in processors if isinstance(p, ProvenanceSpanProcessor)]
+        if len(_pipelines) >= _MAX_PIPELINES:
+            _pipelines.clear()
+        entry = _pipelines[id(processors)] = (processors, found[0] if found else None)
+    processor = entry[1]
+    return processor is not None and _accepts_work(processor)
+
+
+def _accepts_work(processor: Any) -> bool:
+    """The processor is running and its queue is not full (a full queue forwards spans
+    unenriched, which would lose a deferred envelope)."""
+    try:
+        if processor._shutdown:
+            return False
+        return bool(processor._queue.qsize() < processor.settings.max_queue_size)
+    except Exception:
+        return False
 
 
 def _reraise_if_fatal(error: BaseException) -> None:

@@ -17,6 +17,7 @@ Usage: ``ChromaInstrumentor().instrument(tracer_provider=...)`` or ``opentelemet
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ragprov.instrumentation._base import (
@@ -138,32 +139,82 @@ def _describe_query(
     return RetrievalRequest(_name(collection), positive_int(n_results))
 
 
-def _query_sets(
-    collection: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
-) -> list[RetrievalSet]:
-    query_texts = _as_list(_argument(args, kwargs, _QUERY_POSITIONS, "query_texts"))
-    space = collection_space(collection)
-    sets: list[RetrievalSet] = []
-    for query_index, ids in enumerate(result.get("ids") or ()):
-        documents = _at(result.get("documents"), query_index)
-        metadatas = _at(result.get("metadatas"), query_index)
-        distances = _at(result.get("distances"), query_index)
-        embeddings = _at(result.get("embeddings"), query_index)
-        chunks = [
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The columns of one query's result, copied (chromadb returns them as plain lists the
+    caller owns), so that :meth:`chunks` can run later on the processor's worker."""
+
+    ids: list[Any]
+    documents: list[Any] | None
+    metadatas: list[Any] | None
+    distances: list[Any] | None
+    embeddings: Any  # a list of numpy arrays (or a 2-D array): not copied, read as returned
+    collection: Any  # its distance function (fixed at creation) is read only when needed
+
+    @classmethod
+    def copy(
+        cls,
+        ids: Any,
+        documents: Any,
+        metadatas: Any,
+        distances: Any = None,
+        embeddings: Any = None,
+        collection: Any = None,
+    ) -> _Columns:
+        return cls(
+            list(ids or ()),
+            None if documents is None else list(documents),
+            None if metadatas is None else [_metadata_copy(value) for value in metadatas],
+            None if distances is None else list(distances),
+            embeddings,
+            collection,
+        )
+
+    @property
+    def text_chars(self) -> int:
+        documents = self.documents or ()
+        return sum(len(text) for text in documents if isinstance(text, (str, bytes)))
+
+    def chunks(self) -> list[Chunk]:
+        documents, metadatas, distances = self.documents, self.metadatas, self.distances
+        embeddings = self.embeddings
+        space = None if distances is None else collection_space(self.collection)
+        return [
             Chunk(
                 store_id=store_id,
                 text=as_text(_at(documents, rank)),
                 metadata=_metadata(_at(metadatas, rank)),
-                score=_score(space, _at(distances, rank)),
+                score=None if space is None else _score(space, _at(distances, rank)),
                 embedding=_at(embeddings, rank),
             )
-            for rank, store_id in enumerate(ids)
+            for rank, store_id in enumerate(self.ids)
         ]
+
+
+def _metadata_copy(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _query_sets(
+    collection: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+) -> list[RetrievalSet]:
+    query_texts = _as_list(_argument(args, kwargs, _QUERY_POSITIONS, "query_texts"))
+    sets: list[RetrievalSet] = []
+    for query_index, ids in enumerate(result.get("ids") or ()):
+        columns = _Columns.copy(
+            ids,
+            _at(result.get("documents"), query_index),
+            _at(result.get("metadatas"), query_index),
+            _at(result.get("distances"), query_index),
+            _at(result.get("embeddings"), query_index),
+            collection,
+        )
         sets.append(
             RetrievalSet(
-                chunks,
+                columns.chunks,
                 query_text=as_text(_at(query_texts, query_index)),
                 retrieval_method=RagRetrievalMethodValues.DENSE,
+                text_chars=columns.text_chars,
             )
         )
     return sets
@@ -192,19 +243,13 @@ def _describe_get(
 def _get_sets(
     collection: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
 ) -> list[RetrievalSet]:
-    documents = result.get("documents")
-    metadatas = result.get("metadatas")
-    embeddings = result.get("embeddings")
-    chunks = [
-        Chunk(
-            store_id=store_id,
-            text=as_text(_at(documents, rank)),
-            metadata=_metadata(_at(metadatas, rank)),
-            embedding=_at(embeddings, rank),
-        )
-        for rank, store_id in enumerate(result.get("ids") or ())
-    ]
-    return [RetrievalSet(chunks)]
+    columns = _Columns.copy(
+        result.get("ids"),
+        result.get("documents"),
+        result.get("metadatas"),
+        embeddings=result.get("embeddings"),
+    )
+    return [RetrievalSet(columns.chunks, text_chars=columns.text_chars)]
 
 
 def _written_chunks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Chunk]:

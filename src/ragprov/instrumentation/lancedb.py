@@ -34,6 +34,7 @@ Usage: ``LanceDBInstrumentor().instrument(tracer_provider=...)`` or ``openteleme
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import weakref
@@ -234,6 +235,19 @@ def _result_chunks(result: Any, vector_column: str, metric: str | None) -> list[
     ]
 
 
+def _result_set(
+    result: Any, vector_column: str, metric: str | None, query_text: str | None, method: Method
+) -> RetrievalSet:
+    """The set of a collected result. A pyarrow Table is immutable, so it is handed on as it is
+    and its rows are read when the chunks are needed (on the processor's worker, when the span
+    goes to one): no per-row Python objects on the application thread. Its text is not counted
+    in the side channel's bound (``Table.nbytes`` alone costs 12 µs); the table is the caller's
+    result anyway, and the processor takes it when the span ends."""
+    return RetrievalSet(
+        functools.partial(_result_chunks, result, vector_column, metric), query_text, method
+    )
+
+
 # --------------------------------------------------------------------------- sync queries
 
 
@@ -278,7 +292,7 @@ def _extract_sync(
         query_text = _text_or_none(text)
     else:
         method = Method.UNKNOWN
-    return [RetrievalSet(_result_chunks(result, vector_column, metric), query_text, method)]
+    return [_result_set(result, vector_column, metric, query_text, method)]
 
 
 # --------------------------------------------------------------------------- async queries
@@ -327,7 +341,7 @@ def _extract_async(
         query_text = _text_or_none(query.get_query())
     else:
         method = Method.UNKNOWN
-    return [RetrievalSet(_result_chunks(result, vector_column, metric), query_text, method)]
+    return [_result_set(result, vector_column, metric, query_text, method)]
 
 
 # --------------------------------------------------------------------------- writes

@@ -9,7 +9,12 @@ Patched methods (sync and async):
   (``rag.retrieval_method = unknown``); a bare ``scroll`` (paging) is not traced;
 * ``search``, ``search_batch``, ``search_groups`` — only where the installed client still has
   them (removed in qdrant-client 1.13+); never required;
-* ``upsert`` — an ingestion span ``upsert {collection}``.
+* ``upsert`` — an ingestion span ``upsert {collection}``;
+* ``upload_points`` and ``upload_collection`` — ingestion spans (``db.operation.name`` is the
+  method name). Their inputs may be generators, which are never consumed here: chunk ids and
+  quality are read only from lists and tuples of at most ``MAX_INGEST_CHUNK_IDS`` items; larger
+  sized inputs (lists, numpy arrays) are only counted, and generators give a span without ids
+  or count.
 
 Scores: qdrant returns similarities for ``Cosine`` and ``Dot`` (kept) and distances for
 ``Euclid`` and ``Manhattan`` (converted to ``1 / (1 + d)``). The collection's metric is read once
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -38,6 +44,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ragprov.instrumentation._base import (
+    MAX_INGEST_CHUNK_IDS,
     Chunk,
     IngestRequest,
     RetrievalRequest,
@@ -81,6 +88,12 @@ class QdrantInstrumentor(VectorStoreInstrumentor):
             )
         self._wrap(QdrantClient, "upsert", store.ingest_wrapper(_describe_upsert))
         self._wrap(AsyncQdrantClient, "upsert", store.async_ingest_wrapper(_describe_upsert))
+        for name, describe_upload in _UPLOADS.items():
+            self._wrap(QdrantClient, name, store.ingest_wrapper(describe_upload))
+            # AsyncQdrantClient's uploads are plain methods in 1.20; wrap what the class has.
+            is_coroutine = inspect.iscoroutinefunction(getattr(AsyncQdrantClient, name, None))
+            wrapper = store.async_ingest_wrapper if is_coroutine else store.ingest_wrapper
+            self._wrap(AsyncQdrantClient, name, wrapper(describe_upload))
 
 
 # --------------------------------------------------------------------------- payloads
@@ -136,6 +149,8 @@ def classify(query: Any, using: str | None, prefetch: Any) -> tuple[Method, bool
     """(retrieval method, scores follow the metric, query text) of a ``query_points`` query."""
     if query is None:
         return Method.UNKNOWN, False, None
+    if type(query) is list:  # a plain dense vector, the common case: no model class checks
+        return (Method.RERANKED if prefetch else Method.DENSE), True, None
     if isinstance(query, _model_types("FusionQuery", "RrfQuery")):
         return Method.HYBRID, False, None
     if isinstance(query, _model_types("FormulaQuery")):
@@ -391,6 +406,54 @@ async def _lookup_metric_async(client: Any, collection: str, using: str | None) 
 # --------------------------------------------------------------------------- sets
 
 
+def _payload_copy(payload: Any) -> dict[str, Any] | None:
+    """A shallow copy of a point's payload (a ``dict`` for REST and local results).
+
+    Callers mutate payloads after the call (LangChain adds ``_id`` and ``_collection_name`` to
+    the nested ``metadata``) while the worker may read them: the copy keeps the top level as
+    returned; a nested mapping is only ever read by one C-level merge (:func:`record_metadata`),
+    which sees it either before or after such a change, never half-way.
+    """
+    if type(payload) is dict:
+        return payload.copy()
+    return dict(payload) if isinstance(payload, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Points:
+    """One query's points, kept for :meth:`chunks` (which may run on the processor's worker):
+    the application thread only copies the list and each payload's top level."""
+
+    points: tuple[Any, ...]
+    payloads: list[dict[str, Any] | None]
+    scored: bool  # False: unscored records (retrieve, scroll)
+    using: str | None
+    convert: bool  # scores are distances (Euclid, Manhattan): 1 / (1 + d)
+
+    @classmethod
+    def read(cls, query: _Query, convert: bool) -> _Points:
+        points = tuple(query.points)
+        payloads = [_payload_copy(getattr(point, "payload", None)) for point in points]
+        return cls(points, payloads, query.scored, query.using, convert)
+
+    def chunks(self) -> list[Chunk]:
+        chunks = []
+        for point, payload in zip(self.points, self.payloads, strict=True):
+            score = as_float(getattr(point, "score", None)) if self.scored else None
+            if self.convert and score is not None:
+                score = l2_distance_to_similarity(score)
+            chunks.append(
+                Chunk(
+                    store_id=getattr(point, "id", None),
+                    text=payload_text(payload),
+                    metadata=payload_metadata(payload),
+                    score=score,
+                    embedding=_vector(getattr(point, "vector", None), self.using),
+                )
+            )
+        return chunks
+
+
 def _to_sets(
     queries: Sequence[_Query], metrics: Mapping[tuple[str, str | None], str]
 ) -> list[RetrievalSet]:
@@ -399,22 +462,8 @@ def _to_sets(
         convert = query.is_distance and metrics.get((query.collection, query.using), "") in (
             DISTANCE_METRICS
         )
-        chunks = []
-        for point in query.points:
-            payload = getattr(point, "payload", None)
-            score = as_float(getattr(point, "score", None)) if query.scored else None
-            if convert and score is not None:
-                score = l2_distance_to_similarity(score)
-            chunks.append(
-                Chunk(
-                    store_id=getattr(point, "id", None),
-                    text=payload_text(payload),
-                    metadata=payload_metadata(payload),
-                    score=score,
-                    embedding=_vector(getattr(point, "vector", None), query.using),
-                )
-            )
-        sets.append(RetrievalSet(chunks, query.query_text, query.method, query.top_k))
+        points = _Points.read(query, convert)
+        sets.append(RetrievalSet(points.chunks, query.query_text, query.method, query.top_k))
     return sets
 
 
@@ -463,11 +512,65 @@ def _describe_upsert(client: Any, args: tuple[Any, ...], kwargs: dict[str, Any])
             payload = payloads[index] if index < len(payloads) else None
             chunks.append(Chunk(point_id, payload_text(payload), payload_metadata(payload)))
     else:
-        for point in points or ():
-            payload = getattr(point, "payload", None)
-            if not isinstance(payload, Mapping):
-                payload = None  # gRPC PointStruct payloads are protobuf maps of Values
-            chunks.append(
-                Chunk(getattr(point, "id", None), payload_text(payload), payload_metadata(payload))
-            )
+        chunks = [_point_chunk(point) for point in points or ()]
     return IngestRequest(_collection(args, kwargs), "upsert", chunks)
+
+
+def _point_chunk(point: Any) -> Chunk:
+    payload = getattr(point, "payload", None)
+    if not isinstance(payload, Mapping):
+        payload = None  # gRPC PointStruct payloads are protobuf maps of Values
+    return Chunk(getattr(point, "id", None), payload_text(payload), payload_metadata(payload))
+
+
+def _listed(values: Any) -> Sequence[Any] | None:
+    """A list or tuple of at most MAX_INGEST_CHUNK_IDS items, else None: an upload's iterables
+    may be generators (never consumed here) or bulk loads (only counted)."""
+    if isinstance(values, (list, tuple)) and len(values) <= MAX_INGEST_CHUNK_IDS:
+        return values
+    return None
+
+
+def _count(values: Any) -> int | None:
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
+        return None  # a dict of named vectors has one entry per name, not per point
+    try:
+        return len(values)
+    except TypeError:
+        return None
+
+
+def _describe_upload_points(
+    client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> IngestRequest:
+    points = call_argument(args, kwargs, "points", 1)
+    listed = _listed(points)
+    chunks = [] if listed is None else [_point_chunk(point) for point in listed]
+    count = None if listed is not None else _count(points)
+    return IngestRequest(_collection(args, kwargs), "upload_points", chunks, count)
+
+
+def _describe_upload_collection(
+    client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> IngestRequest:
+    vectors = call_argument(args, kwargs, "vectors", 1)
+    payloads = call_argument(args, kwargs, "payload", 2)
+    point_ids = call_argument(args, kwargs, "ids", 3)
+    listed_ids, listed_payloads = _listed(point_ids), _listed(payloads)
+    chunks: list[Chunk] = []
+    if listed_ids is not None and (payloads is None or listed_payloads is not None):
+        for index, point_id in enumerate(listed_ids):
+            payload = None
+            if listed_payloads is not None and index < len(listed_payloads):
+                payload = listed_payloads[index]
+            if not isinstance(payload, Mapping):
+                payload = None
+            chunks.append(Chunk(point_id, payload_text(payload), payload_metadata(payload)))
+    count = None if chunks else _count(vectors)
+    return IngestRequest(_collection(args, kwargs), "upload_collection", chunks, count)
+
+
+_UPLOADS: dict[str, Callable[..., IngestRequest | None]] = {
+    "upload_points": _describe_upload_points,
+    "upload_collection": _describe_upload_collection,
+}

@@ -129,6 +129,8 @@ def clean_fraction(value: object, default: float) -> float:
     """A threshold in [0, 1]: ``value`` clipped into range, or ``default`` when it is not a finite
     number (NaN, None, a string from a bad environment variable). Signals never raise over a
     misconfigured threshold."""
+    if type(value) is float and 0.0 < value <= 1.0:
+        return value  # the usual case, without the slower abstract-class check below
     if isinstance(value, bool) or not isinstance(value, Real):
         return default
     number = float(value)

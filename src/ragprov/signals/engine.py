@@ -123,18 +123,30 @@ def compute_step_signals(
     tool_outputs: Sequence[TextFingerprint | None] = (),
     set_signals: SetSignals | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    source_token_count: int | None = None,
 ) -> StepSignals:
     """Every signal for one output against the chunks (and tool outputs) that fed it.
 
     ``uncertainty_acknowledged`` and ``tool_provided_data`` come from the texts at capture time
     (see :mod:`ragprov.signals.grounding`); ``tool_outputs`` are fingerprints of the tool outputs
     that provided data. Pass ``set_signals`` to reuse quality/similarity computed for the
-    retrieval span.
+    retrieval span, and ``source_token_count`` when the number of distinct distinctive tokens of
+    ``chunks`` together is known (``SetSignals.similarity.distinct_token_count`` of the very same
+    fingerprints); it is computed otherwise.
     """
-    retrieval = set_signals or compute_set_signals(
-        chunks, chunk_ids=chunk_ids, metadata=metadata, embeddings=embeddings, thresholds=thresholds
-    )
+    retrieval = set_signals
+    if retrieval is None:
+        retrieval = compute_set_signals(
+            chunks,
+            chunk_ids=chunk_ids,
+            metadata=metadata,
+            embeddings=embeddings,
+            thresholds=thresholds,
+        )
+        source_token_count = retrieval.similarity.distinct_token_count  # of these chunks
     count = len(retrieval.chunk_ids)
+    if len(chunks) > count:
+        source_token_count = None  # chunks beyond the ids are left out below
     fingerprints = _pad(chunks, count)
     utilisation = compute_utilisation(
         fingerprints,
@@ -146,7 +158,7 @@ def compute_step_signals(
     )
     grounding = _grounding(
         fingerprints, output, utilisation, uncertainty_acknowledged, tool_provided_data,
-        tool_outputs, utilisation.threshold,
+        tool_outputs, utilisation.threshold, source_token_count,
     )  # fmt: skip
     diagnosis = diagnose(
         usable_data=grounding.usable_data,
@@ -173,6 +185,7 @@ def _grounding(
     tool_data: bool | None,
     tool_outputs: Sequence[TextFingerprint | None],
     threshold: float,
+    source_token_count: int | None = None,
 ) -> GroundingResult:
     """Usable data, whether it was used, and the grounding status.
 
@@ -181,8 +194,12 @@ def _grounding(
     tool that provided data but whose output was not fingerprinted counts as used (assumed).
     """
     known_tools = [tool for tool in tool_outputs if tool is not None and tool.token_count]
-    usable = any(chunk is None or not chunk.is_empty for chunk in chunks) or bool(tool_data)
-    tool_scores = [score for score in overlap_scores(known_tools, output) if score is not None]
+    usable = any(chunk is None or chunk.char_count for chunk in chunks) or bool(tool_data)
+    tool_scores = (
+        [score for score in overlap_scores(known_tools, output) if score is not None]
+        if known_tools
+        else []
+    )
     measurable_output = output is not None and output.token_count > 0
     evidence_used: bool | None
     tool_used = any(score >= threshold for score in tool_scores)
@@ -204,8 +221,19 @@ def _grounding(
         tool_provided_data=tool_data,
         usable_data=usable,
         evidence_used=evidence_used,
-        source_to_response_ratio=source_to_response_ratio(output, [*chunks, *known_tools]),
+        source_to_response_ratio=(
+            source_to_response_ratio(output, [*chunks, *known_tools])
+            if known_tools or source_token_count is None
+            else _ratio(output, source_token_count)
+        ),
     )
+
+
+def _ratio(output: TextFingerprint | None, source_token_count: int) -> float | None:
+    """:func:`source_to_response_ratio` when the sources' distinct token count is known."""
+    if output is None or source_token_count == 0:
+        return None
+    return output.token_count / source_token_count
 
 
 def signals_from_text(

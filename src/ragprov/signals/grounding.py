@@ -72,8 +72,35 @@ def uncertainty_acknowledged(
     searched = coerce_text(text)[:MAX_TOKENIZE_CHARS]
     if isinstance(patterns, re.Pattern):
         return patterns.search(searched) is not None
-    regex = compile_phrases(patterns if isinstance(patterns, tuple) else tuple(patterns))
-    return regex is not None and regex.search(searched.lower()) is not None
+    phrases = patterns if isinstance(patterns, tuple) else tuple(patterns)
+    regex = compile_phrases(phrases)
+    if regex is None:
+        return False
+    lowered = searched.lower()
+    fragments = required_fragments(phrases)
+    if fragments is not None and not any(fragment in lowered for fragment in fragments):
+        return False  # no phrase can match: skip the (4x slower) regex search
+    return regex.search(lowered) is not None
+
+
+@lru_cache(maxsize=32)
+def required_fragments(phrases: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Literal substrings of which a text's lower-cased form must contain at least one for any
+    of ``phrases`` to match: per phrase, its longest run without space or apostrophe (the only
+    characters the phrase regex does not match literally). None when a phrase has no such run.
+    """
+    fragments: list[str] = []
+    for phrase in phrases:
+        if not phrase.strip():
+            continue  # compile_phrases ignores it too
+        runs = [run for word in phrase.lower().split() for run in word.split("'")]
+        longest = max(runs, key=len)
+        if not longest:
+            return None
+        fragments.append(longest)
+    unique = list(dict.fromkeys(fragments))
+    # A fragment containing another one adds nothing: where it occurs, so does the shorter one.
+    return tuple(f for f in unique if not any(other != f and other in f for other in unique))
 
 
 def tool_provided_data(

@@ -67,6 +67,9 @@ class SimilarityResult:
     excluded_count: int = 0
     undefined_reason: str | None = None
     embedding_fallback_reason: str | None = None
+    #: Lexical mode: distinct distinctive tokens of all comparable chunks together (a by-product
+    #: of the pair counting that the source-to-response ratio reuses). None in embedding mode.
+    distinct_token_count: int | None = None
 
 
 def embedding_matrix(embeddings: Any, count: int) -> tuple[FloatMatrix | None, str | None]:
@@ -104,6 +107,13 @@ def lexical_similarity(
     shared by many chunks, e.g. near-duplicates) or from counting, per shared token, the pairs of
     chunks holding it (cheap when many tokens are shared by few chunks); ``auto`` picks by cost.
     """
+    return _lexical_similarity(chunks, strategy)[0]
+
+
+def _lexical_similarity(
+    chunks: Sequence[TextFingerprint], strategy: Literal["auto", "dense", "sparse"] = "auto"
+) -> tuple[FloatMatrix, int]:
+    """:func:`lexical_similarity` and the number of distinct tokens of all chunks together."""
     count = len(chunks)
     sizes = np.array([chunk.token_count for chunk in chunks], dtype=np.int64)
     everything = np.concatenate([chunk.hashes for chunk in chunks])
@@ -124,7 +134,7 @@ def lexical_similarity(
             intersections = _pair_intersections(rows, columns, count, shared_counts)
     similarity: FloatMatrix = intersections / np.sqrt(np.outer(sizes, sizes).astype(np.float64))
     np.fill_diagonal(similarity, 1.0)
-    return similarity
+    return similarity, int(occurrences.size)
 
 
 # A multiply-add in the BLAS product is ~2500x cheaper than one pair in the counting path
@@ -170,6 +180,7 @@ def summarise(
     excluded_count: int = 0,
     embedding_fallback_reason: str | None = None,
     duplicate_tolerance: float = DUPLICATE_TOLERANCE,
+    distinct_token_count: int | None = None,
 ) -> SimilarityResult:
     """Diversity and redundancy from an n × n similarity matrix of the comparable chunks."""
     size = similarity.shape[0]
@@ -188,6 +199,7 @@ def summarise(
             excluded_count=excluded_count,
             undefined_reason=reason,
             embedding_fallback_reason=embedding_fallback_reason,
+            distinct_token_count=distinct_token_count,
         )
     upper_rows, upper_cols = _upper_triangle(size)
     pairs = similarity[upper_rows, upper_cols]
@@ -213,6 +225,7 @@ def summarise(
         redundant_pair_count=redundant,
         excluded_count=excluded_count,
         embedding_fallback_reason=embedding_fallback_reason,
+        distinct_token_count=distinct_token_count,
     )
 
 
@@ -242,11 +255,11 @@ def compute_similarity(
                 duplicate_tolerance=duplicate_tolerance,
             )
     comparable = [chunk for chunk in chunks if chunk is not None and chunk.token_count]
-    matrix = (
-        lexical_similarity(comparable)
-        if len(comparable) >= 2
-        else np.ones((len(comparable), len(comparable)))
-    )
+    if len(comparable) >= 2:
+        matrix, distinct_tokens = _lexical_similarity(comparable)
+    else:
+        matrix = np.ones((len(comparable), len(comparable)))
+        distinct_tokens = comparable[0].token_count if comparable else 0
     return summarise(
         matrix,
         method=LEXICAL,
@@ -257,6 +270,7 @@ def compute_similarity(
         excluded_count=count - len(comparable),
         embedding_fallback_reason=fallback,
         duplicate_tolerance=duplicate_tolerance,
+        distinct_token_count=distinct_tokens,
     )
 
 

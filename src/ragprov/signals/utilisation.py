@@ -13,8 +13,10 @@ vocabulary, an overlap no longer identifies the chunk that was used, and ``relia
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -69,6 +71,12 @@ class UtilisationResult:
 
 def resolve_chunk_ids(chunk_ids: Sequence[object] | None, count: int) -> tuple[str, ...]:
     """``count`` chunk ids as strings; missing or None entries become "#<rank>" (1-based)."""
+    if (
+        type(chunk_ids) is tuple
+        and len(chunk_ids) == count
+        and all(type(value) is str and value for value in chunk_ids)
+    ):
+        return chunk_ids  # already resolved (e.g. a SetSignals' ids)
     given = list(chunk_ids) if chunk_ids is not None else []
     resolved = []
     for index in range(count):
@@ -85,20 +93,47 @@ def overlap_scores(
 
     Vectorised: one searchsorted of all chunk hashes against the sorted output hashes.
     """
-    sizes = np.array([fp.token_count if fp is not None else 0 for fp in chunks], dtype=np.int64)
+    size_list = [fp.hashes.size if fp is not None else 0 for fp in chunks]
     out = output.hashes if output is not None else None
-    if out is None or out.size == 0 or not sizes.any():
-        return [0.0 if size else None for size in sizes.tolist()]
-    everything = np.concatenate([fp.hashes for fp in chunks if fp is not None and fp.token_count])
-    positions = np.searchsorted(out, everything)
-    positions[positions == out.size] = 0
-    hit_sums = np.concatenate(([0], np.cumsum(out[positions] == everything)))
-    ends = np.cumsum(sizes)
-    hits = hit_sums[ends] - hit_sums[ends - sizes]
-    return [
-        float(hit) / size if size else None
-        for hit, size in zip(hits.tolist(), sizes.tolist(), strict=True)
-    ]
+    if out is None or out.size == 0 or not any(size_list):
+        return [0.0 if size else None for size in size_list]
+    scored = [size for size in size_list if size]
+    everything = np.concatenate([fp.hashes for fp in chunks if fp is not None and fp.hashes.size])
+    # Past-the-end positions point at the last hash instead: it is smaller, so no false hit.
+    positions = np.minimum(np.searchsorted(out, everything), out.size - 1)
+    starts = [0, *accumulate(scored[:-1])]  # one segment per scorable chunk, none empty
+    hits = iter(np.add.reduceat(out[positions] == everything, starts, dtype=np.int64).tolist())
+    return [float(next(hits)) / size if size else None for size in size_list]
+
+
+def overlap_score(chunk: TextFingerprint | None, output: TextFingerprint | None) -> float | None:
+    """``overlap_scores([chunk], output)[0]`` without the batching work."""
+    if chunk is None or chunk.hashes.size == 0:
+        return None
+    out = output.hashes if output is not None else None
+    if out is None or out.size == 0:
+        return 0.0
+    hashes = chunk.hashes
+    positions = np.minimum(np.searchsorted(out, hashes), out.size - 1)
+    return float(np.count_nonzero(out[positions] == hashes)) / int(hashes.size)
+
+
+def any_overlap_at_least(
+    chunks: Sequence[TextFingerprint | None], output: TextFingerprint | None, threshold: float
+) -> bool:
+    """``any(score >= threshold for score in overlap_scores(chunks, output) if score is not
+    None)``, trying the first scorable chunk alone first: a prompt quotes its whole context, so
+    that one chunk usually settles it at a fraction of the cost of scoring them all.
+    """
+    scorable = [chunk for chunk in chunks if chunk is not None and chunk.hashes.size]
+    if not scorable:
+        return False
+    first = overlap_score(scorable[0], output)
+    if first is not None and first >= threshold:
+        return True
+    return any(
+        score is not None and score >= threshold for score in overlap_scores(scorable[1:], output)
+    )
 
 
 def compute_utilisation(
@@ -123,11 +158,16 @@ def compute_utilisation(
     padded = list(chunks) + [None] * (count - len(chunks))
     ids = resolve_chunk_ids(chunk_ids, count)
 
-    best: dict[str, float | None] = {}
-    for chunk_id, score in zip(ids, overlap_scores(padded, output), strict=True):
-        previous = best.get(chunk_id)
-        if chunk_id not in best or (score is not None and (previous is None or score > previous)):
-            best[chunk_id] = score
+    scores = overlap_scores(padded, output)
+    best: dict[str, float | None] = dict(zip(ids, scores, strict=True))
+    if len(best) < len(ids):  # repeated ids: keep the best score of each
+        best = {}
+        for chunk_id, score in zip(ids, scores, strict=True):
+            previous = best.get(chunk_id)
+            if chunk_id not in best or (
+                score is not None and (previous is None or score > previous)
+            ):
+                best[chunk_id] = score
     usages = tuple(
         ChunkUsage(chunk_id, score, score is not None and score >= threshold)
         for chunk_id, score in best.items()
@@ -191,4 +231,4 @@ def _finite_or_none(value: float | None) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if np.isfinite(number) else None
+    return number if math.isfinite(number) else None
