@@ -26,7 +26,9 @@ from (first found wins)
   ``output.value``.
 
 Text is only present when the other instrumentation captures content; without it the processor
-still links steps by scope but cannot measure utilisation.
+still links steps by scope but cannot measure utilisation — unless ragprov's client instrumentor
+ran inside that span's call: it then hands the prompt and answer over the side channel keyed on
+that span (docs/llm-clients.md, *Coexistence*), and the side channel comes first.
 """
 
 from __future__ import annotations

@@ -3,13 +3,19 @@
 Run by tests/llm/test_llm_coexistence_real.py in the virtual environment that has those
 instrumentations (``.venv-coexistence``)::
 
-    python coexistence_app.py {openai|anthropic} {openllmetry|openinference} {none|first|last} URL
+    python coexistence_app.py {openai|anthropic} {openllmetry|openinference} PLACE URL [provenance]
 
-``none``: only the other instrumentation; ``first`` / ``last``: ragprov's instrumentor of the
-client before / after it. URL is the local server's base URL. The app makes one call of each
-kind (sync and async, JSON and streamed) and prints, per call, the answer and every finished
-span with its step payload (the text the provenance processor would get from the side channel)
-as one JSON document.
+PLACE is ``none``: only the other instrumentation; ``first`` / ``last``: ragprov's instrumentor
+of the client before / after it; ``without_ragprov`` / ``without_other``: both, then ragprov's /
+the other one uninstrumented. URL is the local server's base URL. The app makes one call of each
+kind (sync and async; JSON, streamed, and through the client's stream helper) and prints, per
+call, the answer and every finished span with its step payload (the text the provenance
+processor would get from the side channel) as one JSON document.
+
+``provenance``: spans are exported through ragprov's ``ProvenanceSpanProcessor`` (so the step
+payload is consumed by it and reported as None), and each call runs in a ``rag`` span after a
+retrieval span — the attributes another instrumentation gives a retrieval (``gen_ai.retrieval
+.documents``) — whose one document is the passage the answer is built from.
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ from typing import Any
 
 import anthropic
 import openai
+from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ragprov import sidechannel
+from ragprov import ProvenanceSpanProcessor, sidechannel
 
 MODEL = "gpt-test"
 SYSTEM = "Answer from the context only."
 QUESTION = "What was Acme Robotics' revenue in 2024?"
+PASSAGE = "Acme Robotics reported revenue of $12.4M in 2024, up 18% on 2023."
 MESSAGES: list[Any] = [
     {"role": "system", "content": SYSTEM},
     {"role": "user", "content": QUESTION},
@@ -83,6 +91,18 @@ ANTHROPIC_ARGUMENTS: dict[str, Any] = {
 }
 
 
+def openai_helper_call(url: str) -> str:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="test", max_retries=0)
+    with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        return "".join(event.delta for event in stream if event.type == "content.delta")
+
+
+async def async_openai_helper_call(url: str) -> str:
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="test", max_retries=0)
+    async with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        return "".join([event.delta async for event in stream if event.type == "content.delta"])
+
+
 def anthropic_text(message: Any) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
 
@@ -109,6 +129,18 @@ async def async_anthropic_call(url: str, stream: bool) -> str:
     return "".join([anthropic_delta(event) async for event in events])
 
 
+def anthropic_helper_call(url: str) -> str:
+    client = anthropic.Anthropic(base_url=url, api_key="test", max_retries=0)
+    with client.messages.stream(**ANTHROPIC_ARGUMENTS) as stream:
+        return "".join(stream.text_stream)
+
+
+async def async_anthropic_helper_call(url: str) -> str:
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0)
+    async with client.messages.stream(**ANTHROPIC_ARGUMENTS) as stream:
+        return "".join([text async for text in stream.text_stream])
+
+
 def describe(span: ReadableSpan) -> dict[str, Any]:
     assert span.context is not None
     assert span.instrumentation_scope is not None
@@ -131,33 +163,60 @@ def describe(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-def main(client: str, other: str, ragprov: str, url: str) -> None:
+def retrieve(tracer: trace.Tracer) -> None:
+    """A retrieval span as another instrumentation of a vector store records it."""
+    document = {"id": "doc-1", "score": 0.9, "content": PASSAGE}
+    attributes = {
+        "gen_ai.operation.name": "retrieval",
+        "gen_ai.retrieval.documents": json.dumps([document]),
+    }
+    with tracer.start_as_current_span("retrieval acme", attributes=attributes):
+        pass
+
+
+def main(client: str, other: str, ragprov: str, url: str, pipeline: str = "raw") -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    sidechannel.attach_consumer()
+    if pipeline == "provenance":
+        provider.add_span_processor(ProvenanceSpanProcessor(SimpleSpanProcessor(exporter)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        sidechannel.attach_consumer()
+    tracer = provider.get_tracer("coexistence_app")
     ours, theirs = instrumentors(client, other)
-    if ragprov == "first":
+    if ragprov not in ("none", "last"):
         ours.instrument(tracer_provider=provider)
     theirs.instrument(tracer_provider=provider)
     if ragprov == "last":
         ours.instrument(tracer_provider=provider)
+    elif ragprov == "without_ragprov":
+        ours.uninstrument()
+    elif ragprov == "without_other":
+        theirs.uninstrument()
 
-    sync_call, async_call = (
-        (anthropic_call, async_anthropic_call)
+    sync_call, async_call, sync_helper, async_helper = (
+        (anthropic_call, async_anthropic_call, anthropic_helper_call, async_anthropic_helper_call)
         if client == "anthropic"
-        else (openai_call, async_openai_call)
+        else (openai_call, async_openai_call, openai_helper_call, async_openai_helper_call)
     )
     calls = {
         "sync_json": lambda: sync_call(url, stream=False),
         "sync_stream": lambda: sync_call(url, stream=True),
         "async_json": lambda: asyncio.run(async_call(url, stream=False)),
         "async_stream": lambda: asyncio.run(async_call(url, stream=True)),
+        "sync_helper_stream": lambda: sync_helper(url),
+        "async_helper_stream": lambda: asyncio.run(async_helper(url)),
     }
     report: dict[str, Any] = {}
     for name, call in calls.items():
         exporter.clear()
-        answer = call()
+        if pipeline == "provenance":
+            with tracer.start_as_current_span("rag"):
+                retrieve(tracer)
+                answer = call()
+            provider.force_flush()
+        else:
+            answer = call()
         report[name] = {
             "answer": answer,
             "spans": [describe(span) for span in exporter.get_finished_spans()],
@@ -166,4 +225,4 @@ def main(client: str, other: str, ragprov: str, url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -12,14 +12,20 @@ span — name, kind, scope, status and every attribute — and ragprov adds exac
 ``rag.step_id`` and ``rag.transformation_type``, and hands the prompt and the answer to the
 provenance processor keyed on that span. OpenInference wraps ``OpenAI.request`` on the subclass;
 ragprov set up after it slips its own patch beneath that wrapper, so the order does not matter.
-The documented exception: OpenLLMetry's anthropic instrumentation never makes its span current,
-so ragprov cannot find it and makes its own.
+OpenLLMetry's anthropic instrumentation never makes its span current, nor does OpenInference's
+``messages.stream()`` while the request is sent: ragprov finds their span in their wrapper's
+frame on the stack.
+
+The matrix — 2 clients x 2 instrumentations x {ragprov first, ragprov last} x 6 kinds of call
+(sync / async; JSON, ``stream=True``, the client's stream helper) — has no double span left:
+every call has exactly one LLM span, the other instrumentation's, with ragprov's step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,10 +46,19 @@ APP = HERE / "coexistence_app.py"
 
 SYSTEM = "Answer from the context only."
 QUESTION = "What was Acme Robotics' revenue in 2024?"
-CALLS = ["sync_json", "sync_stream", "async_json", "async_stream"]
+CALLS = [
+    "sync_json",
+    "sync_stream",
+    "async_json",
+    "async_stream",
+    "sync_helper_stream",
+    "async_helper_stream",
+]
 CLIENTS = ["openai", "anthropic"]
 OTHERS = ["openllmetry", "openinference"]
 RAGPROV_STEP = {"rag.step_id": is_uuid7, "rag.transformation_type": "generation"}
+# OpenLLMetry's switch for prompts and completions as attributes (on by default).
+NO_CONTENT = {"TRACELOOP_TRACE_CONTENT": "false"}
 
 Report = dict[str, Any]
 
@@ -66,21 +81,52 @@ def venv_python() -> Path:
     return _venv_python()
 
 
+def run_app(
+    venv_python: Path, url: str, *arguments: str, env: dict[str, str] | None = None
+) -> Report:
+    """``coexistence_app.py CLIENT OTHER PLACE URL [PIPELINE]``: ``arguments`` are all but URL."""
+    command = [str(venv_python), str(APP), *arguments[:3], url, *arguments[3:]]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ragprov" not in done.stderr, done.stderr  # no warning, no failure logged
+    report: Report = json.loads(done.stdout)
+    return report
+
+
 @pytest.fixture(scope="module")
 def reports(venv_python: Path, _server_process: LLMServer) -> dict[tuple[str, str, str], Report]:
     """What the app reported, per (client, other instrumentation, ragprov's place)."""
-    results: dict[tuple[str, str, str], Report] = {}
-    for client in CLIENTS:
-        for other in OTHERS:
-            for ragprov in ("none", "first", "last"):
-                command = [str(venv_python), str(APP), client, other, ragprov, _server_process.url]
-                done = subprocess.run(
-                    command, capture_output=True, text=True, timeout=120, check=False
-                )
-                assert done.returncode == 0, done.stderr
-                assert "ragprov" not in done.stderr, done.stderr  # no warning, no failure logged
-                results[client, other, ragprov] = json.loads(done.stdout)
-    return results
+    return {
+        (client, other, ragprov): run_app(venv_python, _server_process.url, client, other, ragprov)
+        for client in CLIENTS
+        for other in OTHERS
+        for ragprov in ("none", "first", "last")
+    }
+
+
+@pytest.fixture(scope="module")
+def processed_without_content(venv_python: Path, _server_process: LLMServer) -> dict[str, Report]:
+    """anthropic + OpenLLMetry without its content capture, exported through ragprov's
+    provenance processor after a retrieval, per ragprov's place."""
+    return {
+        ragprov: run_app(
+            venv_python,
+            _server_process.url,
+            "anthropic",
+            "openllmetry",
+            ragprov,
+            "provenance",
+            env=NO_CONTENT,
+        )
+        for ragprov in ("none", "first", "last")
+    }
 
 
 def spans_of(report: Report, call: str) -> list[dict[str, Any]]:
@@ -94,11 +140,8 @@ def only_span(report: Report, call: str) -> dict[str, Any]:
     return dict(spans[0])
 
 
-ENRICHED = [
-    ("openai", "openllmetry"),
-    ("openai", "openinference"),
-    ("anthropic", "openinference"),
-]
+def spans_named(report: Report, call: str, name: str) -> list[dict[str, Any]]:
+    return [span for span in spans_of(report, call) if span["name"] == name]
 
 
 @pytest.mark.parametrize("call", CALLS)
@@ -130,7 +173,8 @@ def test_the_provenance_processor_reads_the_prompt_and_answer_of_the_other_span(
 
 @pytest.mark.parametrize("call", CALLS)
 @pytest.mark.parametrize("ragprov", ["first", "last"], ids=["ragprov_first", "ragprov_last"])
-@pytest.mark.parametrize(("client", "other"), ENRICHED)
+@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.parametrize("client", CLIENTS)
 def test_ragprov_adds_the_step_to_the_other_span(
     client: str,
     other: str,
@@ -152,25 +196,84 @@ def test_ragprov_adds_the_step_to_the_other_span(
     assert span["step"] == {"input_texts": [SYSTEM, QUESTION], "output_text": ANSWER}
 
 
+@pytest.fixture(scope="module")
+def uninstrumented(venv_python: Path, _server_process: LLMServer) -> dict[str, Report]:
+    """anthropic + OpenLLMetry, both instrumented, then one of them uninstrumented."""
+    return {
+        which: run_app(venv_python, _server_process.url, "anthropic", "openllmetry", which)
+        for which in ("without_ragprov", "without_other")
+    }
+
+
 @pytest.mark.parametrize("call", CALLS)
-@pytest.mark.parametrize("ragprov", ["first", "last"], ids=["ragprov_first", "ragprov_last"])
-def test_openllmetrys_anthropic_span_is_not_current_so_ragprov_makes_its_own(
-    ragprov: str, call: str, reports: dict[tuple[str, str, str], Report]
+def test_after_openllmetry_is_uninstrumented_ragprov_makes_the_one_span(
+    call: str, uninstrumented: dict[str, Report]
 ) -> None:
-    """opentelemetry-instrumentation-anthropic 0.62.4 starts its span without making it current:
-    ragprov cannot see it, and traces the call itself (docs/llm-clients.md)."""
+    span = only_span(uninstrumented["without_other"], call)
+
+    assert (span["name"], span["scope"]) == (
+        "chat claude-test",
+        "ragprov.instrumentation.anthropic",
+    )
+    assert span["step"] == {"input_texts": [SYSTEM, QUESTION], "output_text": ANSWER}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_after_ragprov_is_uninstrumented_openllmetrys_span_is_left_alone(
+    call: str, uninstrumented: dict[str, Report], reports: dict[tuple[str, str, str], Report]
+) -> None:
     baseline = only_span(reports["anthropic", "openllmetry", "none"], call)
 
-    ours, theirs = spans_of(reports["anthropic", "openllmetry", ragprov], call)
+    span = only_span(uninstrumented["without_ragprov"], call)
 
-    assert ours["name"] == "chat claude-test"
-    assert ours["scope"] == "ragprov.instrumentation.anthropic"
-    assert is_uuid7(ours["attributes"]["rag.step_id"])
-    assert ours["step"] == {"input_texts": [SYSTEM, QUESTION], "output_text": ANSWER}
-    assert ours["parent_id"] == theirs["parent_id"] is None  # neither is the other's child
-    assert (theirs["name"], theirs["scope"], theirs["step"]) == (
+    assert (span["name"], span["scope"], span["step"]) == (
         baseline["name"],
         baseline["scope"],
         None,
     )
-    pop_exact(theirs["attributes"], baseline["attributes"])
+    pop_exact(span["attributes"], baseline["attributes"])
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("ragprov", ["first", "last"], ids=["ragprov_first", "ragprov_last"])
+def test_without_openllmetrys_content_the_processor_measures_utilisation_from_ragprovs_text(
+    ragprov: str, call: str, processed_without_content: dict[str, Report]
+) -> None:
+    """OpenLLMetry's span has no prompt or completion (TRACELOOP_TRACE_CONTENT=false); the text
+    ragprov handed over keyed on that span is what the processor measures."""
+    report = processed_without_content[ragprov]
+    (retrieval,) = spans_named(report, call, "retrieval acme")
+    (span,) = spans_named(report, call, "anthropic.chat")
+    attributes = span["attributes"]
+
+    assert len(spans_of(report, call)) == 3  # rag, the retrieval and one LLM span
+    assert foreign.step_text(attributes, "input") is None
+    assert foreign.step_text(attributes, "output") is None
+    assert attributes["rag.transformation_type"] == "generation"
+    assert is_uuid7(attributes["rag.step_id"])
+    assert attributes["rag.lineage_method"] == "scope"
+    assert attributes["rag.ancestor_retrieval_set_ids"] == [
+        retrieval["attributes"]["rag.retrieval_set_id"]
+    ]
+    assert attributes["rag.used_chunk_ids"] == retrieval["attributes"]["rag.chunk_ids"]
+    assert (attributes["rag.utilisation_ratio"], attributes["rag.grounding_status"]) == (
+        1.0,
+        "grounded",
+    )
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_without_openllmetrys_content_or_ragprov_the_processor_links_but_cannot_measure(
+    call: str, processed_without_content: dict[str, Report]
+) -> None:
+    report = processed_without_content["none"]
+    (retrieval,) = spans_named(report, call, "retrieval acme")
+    (span,) = spans_named(report, call, "anthropic.chat")
+    attributes = span["attributes"]
+
+    assert is_uuid7(attributes["rag.step_id"])
+    assert attributes["rag.ancestor_retrieval_set_ids"] == [
+        retrieval["attributes"]["rag.retrieval_set_id"]
+    ]
+    assert "rag.utilisation_ratio" not in attributes
+    assert "rag.grounding_status" not in attributes

@@ -16,8 +16,8 @@ shared, one job per module:
   answer to the side channel, response attributes, the span's end;
 * :mod:`~ragprov.instrumentation._llm_streams` — proxies around streams and raw responses;
 * :mod:`~ragprov.instrumentation._llm_coexistence` — when another instrumentation's GenAI span
-  for this call is current, no span is created: that span gets ``rag.step_id`` and
-  ``rag.transformation_type`` and the side channel is keyed on it;
+  for this call is current (or held by its wrapper on the stack), no span is created: that span
+  gets ``rag.step_id`` and ``rag.transformation_type`` and the side channel is keyed on it;
 * :mod:`~ragprov.instrumentation._genai_names` — attribute names.
 
 Safety: the wrapped call runs exactly once with its own arguments; its result (or the proxy
@@ -51,7 +51,7 @@ from ragprov.instrumentation._genai_names import (
     SERVER_PORT,
 )
 from ragprov.instrumentation._llm_call import LLMCall, is_fatal
-from ragprov.instrumentation._llm_coexistence import foreign_llm_span
+from ragprov.instrumentation._llm_coexistence import SpanInFrame, foreign_llm_span
 from ragprov.instrumentation._llm_model import LLMRequest, ResultTypes, Route, get, json_text
 from ragprov.instrumentation._patching import PatchingInstrumentor, log_once
 from ragprov.model import AttributeValue
@@ -67,6 +67,8 @@ class ClientAdapter(Protocol):
     types: ResultTypes
     #: Whether a hook inside the client reads :func:`current_call` during the request.
     exposes_call: bool
+    #: Other instrumentations of the client that keep their span of a call out of the context.
+    hidden_spans: tuple[SpanInFrame, ...]
 
     def route(self, method: str, path: str) -> Route | None:
         """The LLM route of a request, or None for any other API call."""
@@ -92,7 +94,7 @@ class LLMTracer:
             route = self.adapter.route(str(get(options, "method") or ""), str(get(options, "url")))
             if route is None:
                 return None
-            foreign = foreign_llm_span(route.operation)
+            foreign = foreign_llm_span(route.operation, self.adapter.hidden_spans)
             if foreign is not None and not route.is_step:
                 return None  # another instrumentation traces this embeddings call
             body = _body(options)

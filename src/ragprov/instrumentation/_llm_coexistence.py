@@ -2,6 +2,10 @@
 
 * :func:`foreign_llm_span` — is the current span another instrumentation's LLM span for this
   very call? Then ragprov enriches it instead of creating its own.
+* :class:`SpanInFrame` — an instrumentation that does not make its span current while the
+  request is sent (OpenLLMetry's anthropic instrumentation, OpenInference's
+  ``messages.stream()``): its wrapper is still on the call stack while the
+  request runs, so ragprov finds that span in the wrapper's frame and enriches it.
 * :func:`slip_beneath` — an instrumentation that patched the client's request path on a
   subclass (OpenInference wraps ``OpenAI.request``) hides ragprov's patch on the base class;
   ragprov then puts its wrapper beneath theirs, so their span is current when ragprov runs.
@@ -11,7 +15,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import wrapt
@@ -33,16 +40,64 @@ _caller_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
 )
 
 
-def foreign_llm_span(operation: str) -> Span | None:
-    """The current span, when it is another instrumentation's GenAI span for this very call.
+@dataclass(frozen=True, slots=True)
+class SpanInFrame:
+    """Where another instrumentation keeps the span of a call it does not make current: in a
+    local of one of its functions (``functions`` of ``module``), whose frame is on the call stack
+    while the client's request runs. ``read`` takes that frame's locals and returns the span."""
+
+    module: str
+    functions: frozenset[str]
+    read: Callable[[Mapping[str, Any]], Any]
+
+
+#: The anthropic instrumentations that keep their span out of the context while ragprov runs:
+#:
+#: * OpenLLMetry's (opentelemetry-instrumentation-anthropic, checked with 0.62.4) never makes its
+#:   span current: ``_wrap`` / ``_awrap`` around ``Messages.create`` and ``stream`` hold it in
+#:   ``span``; ``messages.stream()`` sends the request later, from its stream manager's
+#:   ``__enter__`` / ``__aenter__``, which holds it in ``self._span``;
+#: * OpenInference's (openinference-instrumentation-anthropic, checked with 3.1.0) makes its
+#:   ``messages.stream()`` span current only inside ``stream()``; the request is sent later from
+#:   its manager proxy's ``__enter__`` / ``__aenter__``, which holds it in
+#:   ``self._self_with_span._span``.
+ANTHROPIC_SPANS_IN_FRAMES: tuple[SpanInFrame, ...] = (
+    SpanInFrame(
+        "opentelemetry.instrumentation.anthropic",
+        frozenset({"_wrap", "_awrap"}),
+        lambda frame_locals: frame_locals.get("span"),
+    ),
+    SpanInFrame(
+        "opentelemetry.instrumentation.anthropic.streaming",
+        frozenset({"__enter__", "__aenter__"}),
+        lambda frame_locals: getattr(frame_locals.get("self"), "_span", None),
+    ),
+    SpanInFrame(
+        "openinference.instrumentation.anthropic._wrappers",
+        frozenset({"__enter__", "__aenter__"}),
+        lambda frame_locals: getattr(
+            getattr(frame_locals.get("self"), "_self_with_span", None), "_span", None
+        ),
+    ),
+)
+
+# How far up the stack an instrumentation's wrapper is looked for: it sits a fixed number of the
+# client's own frames (about a dozen) above the request path, whatever the application's depth.
+_MAX_FRAMES = 48
+
+
+def foreign_llm_span(operation: str, hidden: tuple[SpanInFrame, ...] = ()) -> Span | None:
+    """Another instrumentation's GenAI span for this very call: the current span, or one kept
+    in a frame described by ``hidden``.
 
     ragprov's wrapper sits at the client's request path, *inside* instrumentations that wrap the
     resource methods (``chat.completions.create``) or the client's own tracing. Their span is
-    current while the request runs. It is taken as the span of this call when it is recording,
-    was not made by ragprov (it has no ``rag.step_id`` yet), and says it is an inference span
-    (:func:`ragprov.foreign.is_generation`: ``gen_ai.operation.name`` chat / text_completion /
-    generate_content, OpenInference span kind ``LLM``, OpenLLMetry ``llm.request.type`` chat /
-    completion) or, for an embeddings call, an embeddings span.
+    current while the request runs — or, for those that never make it current, is a local of
+    their wrapper's frame on the stack (:class:`SpanInFrame`). It is taken as the span of this
+    call when it is recording, was not made by ragprov (it has no ``rag.step_id`` yet), and says
+    it is an inference span (:func:`ragprov.foreign.is_generation`: ``gen_ai.operation.name``
+    chat / text_completion / generate_content, OpenInference span kind ``LLM``, OpenLLMetry
+    ``llm.request.type`` chat / completion) or, for an embeddings call, an embeddings span.
     """
     span = trace.get_current_span()
     if not span.is_recording():
@@ -50,21 +105,58 @@ def foreign_llm_span(operation: str) -> Span | None:
         # A client's own tracing without an SDK tracer provider (anthropic's, through the global
         # no-op tracer) makes current a non-recording span that carries the context of the span
         # around the call: look through it to the span current when the client was called.
-        if caller is None or caller.get_span_context() != span.get_span_context():
-            return None
-        span = caller
+        if caller is not None and caller.get_span_context() == span.get_span_context():
+            span = caller
+    if _is_foreign_llm_span(span, operation):
+        return span
+    if hidden:
+        held = _span_in_frames(hidden)
+        if held is not None and _is_foreign_llm_span(held, operation):
+            return held
+    return None
+
+
+def _is_foreign_llm_span(span: Span, operation: str) -> bool:
+    if not span.is_recording():
+        return False
     attributes = getattr(span, "attributes", None)
     if not isinstance(attributes, Mapping) or attrs.RAG_STEP_ID in attributes:
-        return None
+        return False
     if operation != EMBEDDINGS_OPERATION:
-        matches = foreign.is_generation(attributes)
-    else:
-        matches = (
-            attributes.get(foreign.GEN_AI_OPERATION_NAME) == EMBEDDINGS_OPERATION
-            or attributes.get(foreign.OPENINFERENCE_SPAN_KIND) == "EMBEDDING"
-            or attributes.get(foreign.OPENLLMETRY_REQUEST_TYPE) == "embedding"
-        )
-    return span if matches else None
+        return foreign.is_generation(attributes)
+    return (
+        attributes.get(foreign.GEN_AI_OPERATION_NAME) == EMBEDDINGS_OPERATION
+        or attributes.get(foreign.OPENINFERENCE_SPAN_KIND) == "EMBEDDING"
+        or attributes.get(foreign.OPENLLMETRY_REQUEST_TYPE) == "embedding"
+    )
+
+
+def _span_in_frames(hidden: tuple[SpanInFrame, ...]) -> Span | None:
+    """The span held by the innermost frame on the stack that ``hidden`` describes.
+
+    Costs one dictionary look-up per entry when the other instrumentation is not imported; else
+    a walk of at most :data:`_MAX_FRAMES` frames, comparing each one's globals and code name.
+    """
+    namespaces = [
+        (vars(module), entry)
+        for entry in hidden
+        if (module := sys.modules.get(entry.module)) is not None
+    ]
+    if not namespaces:
+        return None
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return None
+        for namespace, entry in namespaces:
+            if frame.f_globals is namespace and frame.f_code.co_name in entry.functions:
+                try:
+                    span = entry.read(frame.f_locals)
+                except Exception:  # their object, not ours: a failing read means no span
+                    return None
+                return span if isinstance(span, Span) else None
+        frame = frame.f_back
+    return None
 
 
 def remember_caller_span(

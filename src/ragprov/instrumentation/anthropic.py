@@ -32,6 +32,12 @@ span (OpenInference's ``messages.create``) from ragprov in ``_request``; so ragp
 ``request`` to remember the span current when the client was called, and looks through a
 non-recording span with that span's context (``_llm_coexistence.foreign_llm_span``).
 
+**Spans kept out of the context.** OpenLLMetry's anthropic instrumentation never makes its span
+current, and OpenInference's ``messages.stream()`` span is not current when the stream manager
+sends the request; both keep the span in their wrapper's frame, which is on the stack while
+``_request`` runs. The adapter lists those frames (``ANTHROPIC_SPANS_IN_FRAMES``), and ragprov
+enriches the span it finds there (``_llm_coexistence.SpanInFrame``).
+
 ``gen_ai.usage.input_tokens`` follows the Anthropic convention: ``input_tokens +
 cache_read_input_tokens + cache_creation_input_tokens``. ``gen_ai.response.finish_reasons`` are
 Anthropic's ``stop_reason`` values (``end_turn``, ``max_tokens``, ``tool_use`` …). The ``system``
@@ -68,6 +74,7 @@ from ragprov.instrumentation._llm_call import (
     current_call,
 )
 from ragprov.instrumentation._llm_coexistence import (
+    ANTHROPIC_SPANS_IN_FRAMES,
     remember_caller_span,
     remember_caller_span_async,
 )
@@ -132,6 +139,7 @@ class _AnthropicAdapter:
     def __init__(self, types: ResultTypes) -> None:
         self.types = types
         self.exposes_call = True
+        self.hidden_spans = ANTHROPIC_SPANS_IN_FRAMES
 
     def route(self, method: str, path: str) -> Route | None:
         if path == "/v1/messages" and method.lower() == "post":

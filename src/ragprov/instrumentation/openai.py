@@ -55,7 +55,7 @@ from ragprov.instrumentation._genai_names import (
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
 )
 from ragprov.instrumentation._llm import LLMClientInstrumentor, LLMTracer
-from ragprov.instrumentation._llm_coexistence import slip_beneath, unslip
+from ragprov.instrumentation._llm_coexistence import SpanInFrame, slip_beneath, unslip
 from ragprov.instrumentation._llm_model import (
     LLMRequest,
     LLMResponse,
@@ -129,6 +129,7 @@ class _OpenAIAdapter:
     def __init__(self, types: ResultTypes, azure_types: tuple[type, ...] = ()) -> None:
         self.types = types
         self.exposes_call = False
+        self.hidden_spans: tuple[SpanInFrame, ...] = ()
         self._azure_types = azure_types
 
     def route(self, method: str, path: str) -> Route | None:
