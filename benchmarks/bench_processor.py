@@ -50,12 +50,28 @@ WORDS = [
 ]
 
 
+#: Numbers as answers and documents write them (3 % of the words, so most lines have some):
+#: counts, years, amounts, percentages, magnitudes. Text with digits takes the tokenizer's
+#: number path, which text without digits never reaches.
+NUMBERS = [
+    form.format(int(RNG.integers(1, 999)), int(RNG.integers(0, 99)))
+    for form in ("{0}", "{0}.{1}%", "${0}.{1}M", "{0},{1:03d}", "20{1:02d}", "{0}.{1} million")
+    for _ in range(200)
+]
+
+
 def text(chars: int) -> str:
-    """Random prose-like text: 60 % words from a 4000-word vocabulary, 40 % "the"."""
+    """Random prose-like text: 57 % words from a 4000-word vocabulary, 3 % numbers, 40 % "the",
+    a full stop after every 15th word."""
     count = chars // 4 + 8
     picks = RNG.integers(0, len(WORDS), size=count)
-    filler = RNG.random(count) >= 0.6
-    words = ["the" if stop else WORDS[pick] for pick, stop in zip(picks, filler, strict=True)]
+    kinds = RNG.random(count)
+    words = [
+        "the" if kind >= 0.6 else NUMBERS[pick % len(NUMBERS)] if kind < 0.03 else WORDS[pick]
+        for pick, kind in zip(picks, kinds, strict=True)
+    ]
+    for index in range(14, count, 15):
+        words[index] += "."
     return " ".join(words)[:chars]
 
 
@@ -123,12 +139,29 @@ def retrieval_span(tracer: Tracer, chunks: list[str]) -> None:
         sidechannel.record_retrieval(span, envelope, chunks)
 
 
+def timed_items(processor: ProvenanceSpanProcessor) -> dict[str, list[float]]:
+    """Have the worker record its CPU time per span it processes (enrich, copy, forward), in ms,
+    by kind: "step", "retrieval", "root" (the request span) or "other"."""
+    samples: dict[str, list[float]] = {}
+    process = processor._process
+
+    def timed(item: Any) -> None:
+        start = time.thread_time()
+        process(item)
+        kind = item.role or ("root" if item.is_local_root else "other")
+        samples.setdefault(kind, []).append((time.thread_time() - start) * 1000)
+
+    processor._process = timed  # type: ignore[method-assign]
+    return samples
+
+
 def worker_ms_per_trace(
     traces: int, k: int, chunk_chars: int, *, with_answer: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, dict[str, float]]:
     """Worker time per trace (request → retrieval of k chunks [→ answer quoting them]), in ms:
-    elapsed, and the worker thread's CPU time."""
+    elapsed, the worker thread's CPU time, and the median CPU time per span by kind."""
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(NoopExporter()))
+    items = timed_items(processor)
     tracer = tracer_for(processor)
     corpus = [[text(chunk_chars) for _ in range(k)] for _ in range(traces)]
     answers = [" ".join(chunk[:150] for chunk in chunks[:7]) for chunks in corpus]
@@ -148,22 +181,35 @@ def worker_ms_per_trace(
     stats = processor.stats()
     processor.shutdown()
     assert stats["spans_enriched"] == traces * (3 if with_answer else 2), stats
-    return elapsed / traces * 1000, cpu / traces * 1000
+    medians = {kind: statistics.median(values) for kind, values in items.items()}
+    return elapsed / traces * 1000, cpu / traces * 1000, medians
 
 
 def worker_rounds(rounds: int, traces: int, k: int) -> dict[int, dict[str, float]]:
-    """Medians over interleaved rounds, per chunk size: per-trace and per-answer-step ms."""
+    """Medians over interleaved rounds, per chunk size: per-trace and per-answer-step ms.
+
+    The answer step's share is measured two ways: the difference of two whole runs (with and
+    without the answer; noisy, as it subtracts two totals), and per span ("step_span"): the
+    median CPU time of an answer span plus what it adds to its request span (the mirrored
+    final answer), each a median over the round's 300 spans.
+    """
     samples: dict[int, dict[str, list[float]]] = {}
     for _ in range(rounds):
         for chunk_chars in (500, 2000):
-            bare_wall, bare_cpu = worker_ms_per_trace(traces, k, chunk_chars, with_answer=False)
-            full_wall, full_cpu = worker_ms_per_trace(traces, k, chunk_chars, with_answer=True)
+            bare_wall, bare_cpu, bare = worker_ms_per_trace(
+                traces, k, chunk_chars, with_answer=False
+            )
+            full_wall, full_cpu, full = worker_ms_per_trace(
+                traces, k, chunk_chars, with_answer=True
+            )
             sample = samples.setdefault(chunk_chars, {})
             for name, value in (
                 ("trace", full_wall),
                 ("step", full_wall - bare_wall),
                 ("trace_cpu", full_cpu),
                 ("step_cpu", full_cpu - bare_cpu),
+                ("step_span", full["step"] + full["root"] - bare["root"]),
+                ("retrieval_span", full["retrieval"]),
             ):
                 sample.setdefault(name, []).append(value)
     return {
@@ -237,6 +283,11 @@ def main(argv: list[str]) -> int:
                 f"({1000 / full:,.0f} traces/s), of which the answer step {step:.3f} ms "
                 f"({1000 / step:,.0f} answer steps/s)"
             )
+        span, retrieval = worker["step_span"], worker["retrieval_span"]
+        print(
+            f"   chunks of {chunk_chars:>4} chars, per span CPU: answer step {span:.3f} ms "
+            f"({1000 / span:,.0f} answer steps/s), retrieval span {retrieval:.3f} ms"
+        )
 
     count = 100 if quick else 500
     mem = memory(count, 10, 2000)

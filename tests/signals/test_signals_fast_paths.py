@@ -65,6 +65,29 @@ def test_tokenizer_shortcut_finds_the_same_runs_as_the_token_regex(text: str) ->
     assert tokens._runs(normalised) == tokens._TOKEN_RE.findall(normalised)
 
 
+# ASCII text with numbers, glued and spaced suffixes and odd separators: the ASCII regex route.
+ASCII_PIECES = st.sampled_from(
+    [
+        "revenue", "the", "x2", "a_1", "12", "12.4", "$12,400.50", "1,2345", "3.", "0.50",
+        "%", "m", "k", "bn", "million", "thousands", "_", "$", ",", ".", "-", "'", "(",
+    ]
+)  # fmt: skip
+ASCII_SEPARATORS = st.sampled_from(["", " ", "  ", "\t", ", ", ". ", "\x0b", "\x1f"])
+ASCII_TEXTS = st.one_of(
+    st.lists(st.tuples(ASCII_PIECES, ASCII_SEPARATORS), max_size=30).map(
+        lambda pairs: "".join(piece + separator for piece, separator in pairs)
+    ),
+    st.text(st.characters(max_codepoint=127), max_size=80),
+)
+
+
+@SETTINGS
+@given(ASCII_TEXTS)
+def test_ascii_token_regex_finds_the_same_runs_as_the_token_regex(text: str) -> None:
+    normalised = tokens.normalise_text(text)
+    assert tokens._runs(normalised) == tokens._TOKEN_RE.findall(normalised)
+
+
 def _regex_line(line: str) -> tuple[list[int], int]:
     """A line's distinct token hashes and run count, straight from the token regex."""
     runs = tokens._TOKEN_RE.findall(tokens.normalise_text(line))

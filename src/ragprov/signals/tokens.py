@@ -49,6 +49,11 @@ _TOKEN_RE = re.compile(
     rf"(?: ?%| ?(?:{_SUFFIXES})(?![\w{_MARKS}]))?(?![\w{_MARKS}])"
     rf"|[\w{_MARKS}]+"
 )
+# _TOKEN_RE for ASCII text, ~2x faster: there the currencies are "$", the marks never occur and
+# Unicode \w and \d match what their ASCII forms do, so both find the same runs.
+_ASCII_TOKEN_RE = re.compile(
+    rf"\$?\d+(?:,\d{{3}})*(?:\.\d+)*(?: ?%| ?(?:{_SUFFIXES})(?!\w))?(?!\w)|\w+", re.ASCII
+)
 _NUMBER_PARTS_RE = re.compile(rf"[{_CURRENCY}]?(\d[\d,.]*) ?(.*)")
 _DIGIT_RE = re.compile(r"\d")
 _SUFFIX_CANONICAL = {
@@ -195,14 +200,17 @@ _ASCII_DIGITS = "0123456789"
 
 
 def _runs(text: str) -> list[str]:
-    """``_TOKEN_RE.findall(text)``, faster for ASCII text without digits (most prose).
+    """``_TOKEN_RE.findall(text)``, faster for ASCII text (most prose).
 
-    There the number alternative (which needs a digit) never matches and the word alternative
-    matches exactly the maximal runs of [A-Za-z0-9_], which a translate + split finds ~5x faster.
+    Without digits the number alternative (which needs a digit) never matches and the word
+    alternative matches exactly the maximal runs of [A-Za-z0-9_], which a translate + split
+    finds ~5x faster; with digits, the ASCII form of the regex is ~2x faster.
     """
-    if text.isascii() and not any(digit in text for digit in _ASCII_DIGITS):
-        return text.translate(_ASCII_NON_WORD_TO_SPACE).split()
-    return _TOKEN_RE.findall(text)
+    if not text.isascii():
+        return _TOKEN_RE.findall(text)
+    if any(digit in text for digit in _ASCII_DIGITS):
+        return _ASCII_TOKEN_RE.findall(text)
+    return text.translate(_ASCII_NON_WORD_TO_SPACE).split()
 
 
 def _raw_tokens(text: str) -> tuple[list[str], bool]:

@@ -99,10 +99,10 @@ def overlap_scores(
         return [0.0 if size else None for size in size_list]
     scored = [size for size in size_list if size]
     everything = np.concatenate([fp.hashes for fp in chunks if fp is not None and fp.hashes.size])
-    # Past-the-end positions point at the last hash instead: it is smaller, so no false hit.
-    positions = np.minimum(np.searchsorted(out, everything), out.size - 1)
+    # Past-the-end positions take the last hash instead (clip): it is smaller, so no false hit.
+    found = out.take(np.searchsorted(out, everything), mode="clip")
     starts = [0, *accumulate(scored[:-1])]  # one segment per scorable chunk, none empty
-    hits = iter(np.add.reduceat(out[positions] == everything, starts, dtype=np.int64).tolist())
+    hits = iter(np.add.reduceat(found == everything, starts, dtype=np.int64).tolist())
     return [float(next(hits)) / size if size else None for size in size_list]
 
 
@@ -114,8 +114,8 @@ def overlap_score(chunk: TextFingerprint | None, output: TextFingerprint | None)
     if out is None or out.size == 0:
         return 0.0
     hashes = chunk.hashes
-    positions = np.minimum(np.searchsorted(out, hashes), out.size - 1)
-    return float(np.count_nonzero(out[positions] == hashes)) / int(hashes.size)
+    found = out.take(np.searchsorted(out, hashes), mode="clip")  # see overlap_scores
+    return float(np.count_nonzero(found == hashes)) / int(hashes.size)
 
 
 def any_overlap_at_least(
