@@ -5,6 +5,8 @@ with OpenLLMetry's instrumentation of the same stores.
     .venv-bench/bin/python benchmarks/bench_vectorstores.py [--quick] [--stores chromadb,qdrant]
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --profile qdrant   # cProfile ragprov
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --floor   # + a bare span's cost
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --clock cpu  # on a loaded machine
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --decompose  # qdrant, by part
 
 OpenLLMetry (``opentelemetry-instrumentation-chromadb``, ``-qdrant``, ``-lancedb``) is not a
 dependency of ragprov and is not installed in the project's ``.venv``: the comparison runs in a
@@ -316,12 +318,20 @@ def modes_for(store: str) -> tuple[list[Mode], str | None]:
     return modes, None
 
 
+#: The clock of the timed loops: wall time, or with ``--clock cpu`` the application thread's CPU
+#: time (``time.thread_time_ns``), which other processes on a loaded machine do not inflate. The
+#: CPU clock leaves out the stores' own worker threads (chromadb, lancedb), so its bare times
+#: are lower; what the instrumentation adds runs on the application thread and is counted.
+CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
+clock = CLOCKS["wall"]
+
+
 def timed(target: Target, queries: list[list[float]], calls: int) -> float:
     """µs per query."""
-    start = time.perf_counter_ns()
+    start = clock()
     for index in range(calls):
         target.query(queries[index % len(queries)])
-    return (time.perf_counter_ns() - start) / calls / 1000
+    return (clock() - start) / calls / 1000
 
 
 def run_round(mode: Mode, target: Target, queries: list[list[float]], calls: int) -> None:
@@ -376,6 +386,135 @@ def bench_store(
     }
 
 
+def decompose(data: Corpus, rounds: int = 11, calls: int = 1000) -> None:
+    """``--decompose``: where a qdrant query's instrumentation time goes, without the store.
+
+    Each wrapper is called with a stand-in for ``query_points`` that returns a real k = 10
+    result at once, so only the instrumentation runs: OpenLLMetry's wrapper, ragprov's, and
+    ragprov's in parts (its span with the request attributes, the run that opens and ends it,
+    the result copy). Application-thread CPU time, garbage collection off (it would charge the
+    paused worker's growing queue to whichever case runs), medians of interleaved rounds.
+    """
+    try:
+        from opentelemetry.instrumentation.qdrant.wrapper import _wrap as openllmetry_wrap
+    except ImportError:
+        print("--decompose needs OpenLLMetry's qdrant instrumentation (.venv-bench)")
+        return
+    from qdrant_client import QdrantClient, models
+
+    from ragprov.instrumentation import _base
+    from ragprov.instrumentation import qdrant as ragprov_qdrant
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    client.upsert(
+        "bench",
+        points=[
+            models.PointStruct(
+                id=index, vector=data.vectors[index].tolist(), payload={"text": data.texts[index]}
+            )
+            for index in range(200)
+        ],
+    )
+    args, kwargs = ("bench",), {"query": data.queries[0], "limit": K}
+    result = client.query_points(*args, **kwargs)
+
+    def returns_result(*_: Any, **__: Any) -> Any:
+        return result
+
+    def pipeline(provenance: bool) -> tuple[TracerProvider, ProvenanceSpanProcessor | None]:
+        export = SimpleSpanProcessor(NoopExporter())
+        processor = ProvenanceSpanProcessor(export) if provenance else None
+        provider = TracerProvider()
+        provider.add_span_processor(processor or export)
+        return provider, processor
+
+    plain, _ = pipeline(False)
+    provenance, processor = pipeline(True)
+    describe, read = ragprov_qdrant._RETRIEVALS["query_points"]
+    extract = ragprov_qdrant._sync_extractor(read)
+    store = _base.StoreTracer.create("qdrant", "bench", provenance)
+    request = describe(client, args, kwargs)
+    sets = extract(client, args, kwargs, result)
+    attributes = store.retrieval_attributes(request)
+
+    def call(wrapper: Any) -> Callable[[], Any]:
+        return lambda: wrapper(returns_result, client, args, kwargs)
+
+    def openllmetry(provider: TracerProvider) -> Callable[[], Any]:
+        to_wrap = {"span_name": "qdrant.query_points", "method": "query_points"}
+        return call(openllmetry_wrap(provider.get_tracer("openllmetry"), to_wrap))
+
+    def ragprov(provider: TracerProvider) -> Callable[[], Any]:
+        tracer = _base.StoreTracer.create("qdrant", "bench", provider)
+        return call(tracer.retrieval_wrapper(describe, extract))
+
+    def span_only(provider: TracerProvider) -> Callable[[], None]:
+        tracer = provider.get_tracer("floor")
+
+        def run() -> None:
+            span = tracer.start_span("retrieval bench", kind=SpanKind.CLIENT, attributes=attributes)
+            span.set_attributes(
+                {
+                    "rag.retrieval_set_id": ids.new_retrieval_set_id(),
+                    "rag.retrieval_method": "dense",
+                }
+            )
+            span.end()
+
+        return run
+
+    def run(with_sets: bool) -> Callable[[], None]:
+        def once() -> None:
+            retrieval = _base._RetrievalRun(store, request)
+            retrieval.returned()
+            retrieval.finish(sets if with_sets else ())
+
+        return once
+
+    cases: dict[str, tuple[Callable[[], Any], ProvenanceSpanProcessor | None]] = {
+        "OpenLLMetry's wrapper, SimpleSpanProcessor": (openllmetry(plain), None),
+        "OpenLLMetry's wrapper, ProvenanceSpanProcessor": (openllmetry(provenance), processor),
+        "span with ragprov's 6 attributes, SimpleSpanProcessor": (span_only(plain), None),
+        "span with ragprov's 6 attributes, ProvenanceSpanProcessor": (
+            span_only(provenance),
+            processor,
+        ),
+        "ragprov's run (span, context), no result": (run(False), processor),
+        "ragprov's run with the result (deferred hand-off)": (run(True), processor),
+        "ragprov's describe + extract (result copy)": (
+            lambda: (describe(client, args, kwargs), extract(client, args, kwargs, result)),
+            None,
+        ),
+        "ragprov's whole wrapper, ProvenanceSpanProcessor": (ragprov(provenance), processor),
+        "ragprov's whole wrapper, no provenance processor (inline)": (ragprov(plain), None),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    gc.disable()
+    try:
+        for round_index in range(rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                function, paused = cases[name]
+                with PausedWorker(paused):
+                    start = time.thread_time_ns()
+                    for _ in range(calls):
+                        function()
+                    samples[name].append((time.thread_time_ns() - start) / calls / 1000)
+                gc.collect()
+    finally:
+        gc.enable()
+    print(f"\nqdrant instrumentation without the store, CPU µs per call ({rounds} x {calls}):")
+    for name, values in samples.items():
+        print(f"  {name:<60} {statistics.median(values):6.1f}")
+    client.close()
+    if processor is not None:
+        processor.shutdown()
+
+
 def profile(store: str, data: Corpus, calls: int) -> None:
     """cProfile of ragprov's instrumentation around ``calls`` queries (worker paused)."""
     target = TARGETS[store](data)
@@ -411,9 +550,22 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="also time a bare span through ProvenanceSpanProcessor around the query",
     )
+    parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help="time the parts of a qdrant query's instrumentation, without the store",
+    )
     parser.add_argument("--rounds", type=int, help="default 15 (5 with --quick)")
+    parser.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="cpu: time the application thread's CPU time (robust on a loaded machine)",
+    )
     parser.add_argument("--calls", type=int, help="queries per round, default 300 (100 quick)")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     rounds, calls = (5, 100) if args.quick else (15, 300)
     rounds, calls = args.rounds or rounds, args.calls or calls
     data = corpus()
@@ -421,10 +573,13 @@ def main(argv: list[str]) -> int:
     print(
         f"ragprov vector-store benchmark, Python {sys.version.split()[0]}, quick={args.quick}, "
         f"k={K}, {DOCS} chunks, dim {DIM}, {rounds} rounds x {calls} queries, "
-        f"load average at start {load_avg:.2f}"
+        f"clock {args.clock}, load average at start {load_avg:.2f}"
     )
     if args.profile:
         profile(args.profile, data, calls * 3)
+        return 0
+    if args.decompose:
+        decompose(data)
         return 0
     print(
         "\nper query, median of interleaved rounds (µs); added = median over rounds of "

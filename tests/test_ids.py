@@ -6,6 +6,7 @@ The literal hashes here are the test vectors of docs/ids.md, computed independen
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import unicodedata
@@ -152,6 +153,34 @@ def test_event_ids_are_unique_across_threads() -> None:
     assert len(set(everything)) == 8_000
     for out in results:
         assert out == sorted(out)
+
+
+def _random_bits(event_id: str) -> int:
+    """The 62 random bits of a UUIDv7 (``rand_b``)."""
+    return uuid.UUID(event_id).int & ((1 << 62) - 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_does_not_reuse_the_parents_random_bytes() -> None:
+    ids.new_retrieval_set_id()  # the parent now holds buffered random bytes for later ids
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its ids through the pipe, then leave at once
+        try:
+            os.close(read_end)
+            os.write(write_end, ",".join(ids.new_retrieval_set_id() for _ in range(8)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parent_ids = [ids.new_retrieval_set_id() for _ in range(8)]
+    with os.fdopen(read_end, "rb") as pipe:
+        child_ids = pipe.read().decode().split(",")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(child_ids) == 8
+    assert not {_random_bits(value) for value in child_ids} & {
+        _random_bits(value) for value in parent_ids
+    }
 
 
 WHITESPACE = [chr(code) for code in range(0x3100) if chr(code).isspace()] + ["\u3000", "\ufeff"]

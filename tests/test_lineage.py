@@ -229,3 +229,20 @@ def test_old_scope_entries_are_not_offered() -> None:
         lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, "new", 1, 2, 500.0))
         scope = lineage.scope_snapshot(now=lineage.SCOPE_TTL_SECONDS + 100.0)
         assert [entry.record_id for entry in scope] == ["new"]
+
+
+def test_old_scope_entries_noted_out_of_order_are_not_offered() -> None:
+    with lineage.new_scope():
+        lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, "new", 1, 1, 500.0))
+        lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, "old", 1, 2, 0.0))
+        lineage.note(lineage.ScopeEntry(lineage.STEP, "old step", 1, 3, 1.0))
+        scope = lineage.scope_snapshot(now=lineage.SCOPE_TTL_SECONDS + 100.0)
+        assert [entry.record_id for entry in scope] == ["new"]
+
+
+def test_old_steps_are_not_offered_while_retrievals_are() -> None:
+    with lineage.new_scope():
+        lineage.note(lineage.ScopeEntry(lineage.STEP, "old step", 1, 1, 0.0))
+        lineage.note(lineage.ScopeEntry(lineage.RETRIEVAL, "new", 1, 2, 500.0))
+        scope = lineage.scope_snapshot(now=lineage.SCOPE_TTL_SECONDS + 100.0)
+        assert [entry.record_id for entry in scope] == ["new"]

@@ -145,6 +145,37 @@ def test_full_queue_forwards_spans_unenriched_and_counts_them() -> None:
     provider.shutdown()
 
 
+def test_accepts_work_while_running_with_room_in_the_queue(pipeline: Pipeline) -> None:
+    assert pipeline.processor.accepts_work() is True
+
+
+def test_does_not_accept_work_when_the_queue_is_full() -> None:
+    downstream = _BlockingProcessor()
+    processor = ProvenanceSpanProcessor(downstream, settings=Settings(max_queue_size=2))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests")
+    with tracer.start_as_current_span("first"):
+        pass
+    assert downstream.blocked.wait(10)
+    with tracer.start_as_current_span("queued 1"):
+        pass
+    assert processor.accepts_work() is True
+    with tracer.start_as_current_span("queued 2"):
+        pass
+    assert processor.accepts_work() is False
+    downstream.release.set()
+    assert processor.force_flush(10_000)
+    assert processor.accepts_work() is True
+    provider.shutdown()
+
+
+def test_does_not_accept_work_after_shutdown() -> None:
+    pipeline = make_pipeline()
+    pipeline.processor.shutdown()
+    assert pipeline.processor.accepts_work() is False
+
+
 def test_enrichment_errors_forward_the_span_unenriched(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

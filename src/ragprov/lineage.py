@@ -23,12 +23,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -87,11 +88,21 @@ class StepContext:
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "ragprov_current_step", default=None
 )
-_retrieval_scope: contextvars.ContextVar[tuple[ScopeEntry, ...]] = contextvars.ContextVar(
-    "ragprov_retrieval_scope", default=()
-)
-_step_scope: contextvars.ContextVar[tuple[ScopeEntry, ...]] = contextvars.ContextVar(
-    "ragprov_step_scope", default=()
+
+
+class _Scope(NamedTuple):
+    """This context's scope. Every span start reads it (:func:`scope_snapshot`), so what it
+    returns is kept ready: the entries, and the oldest end time while they are in order."""
+
+    retrievals: tuple[ScopeEntry, ...]
+    steps: tuple[ScopeEntry, ...]
+    entries: tuple[ScopeEntry, ...]  # retrievals, then steps
+    oldest: float  # the earliest ended_at of the entries, or -inf once noted out of order
+
+
+_EMPTY_SCOPE = _Scope((), (), (), math.inf)
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar(
+    "ragprov_scope", default=_EMPTY_SCOPE
 )
 
 
@@ -120,37 +131,48 @@ def note(entry: ScopeEntry) -> None:
     Retrievals and steps are bounded separately, so a long chain of steps in one thread never
     pushes the retrievals they read out of the scope.
     """
-    variable, limit = (
-        (_retrieval_scope, MAX_SCOPE_RETRIEVALS)
-        if entry.kind == RETRIEVAL
-        else (_step_scope, MAX_SCOPE_STEPS)
+    scope = _scope.get()
+    retrievals, steps = scope.retrievals, scope.steps
+    is_retrieval = entry.kind == RETRIEVAL
+    appended_to = retrievals if is_retrieval else steps
+    limit = MAX_SCOPE_RETRIEVALS if is_retrieval else MAX_SCOPE_STEPS
+    in_order = scope.oldest != -math.inf and (
+        not appended_to or appended_to[-1].ended_at <= entry.ended_at
     )
-    scope = variable.get()
-    if len(scope) >= limit:
-        scope = scope[len(scope) - limit + 1 :]
-    variable.set((*scope, entry))
+    if len(appended_to) >= limit:
+        appended_to = appended_to[len(appended_to) - limit + 1 :]
+    appended_to = (*appended_to, entry)
+    if is_retrieval:
+        retrievals = appended_to
+    else:
+        steps = appended_to
+    # In order (the processor notes entries as they end), each kind's first entry is its oldest.
+    oldest = -math.inf
+    if in_order:
+        oldest = min(kind[0].ended_at for kind in (retrievals, steps) if kind)
+    _scope.set(_Scope(retrievals, steps, retrievals + steps, oldest))
 
 
 def scope_snapshot(now: float | None = None) -> tuple[ScopeEntry, ...]:
     """This context's retrievals, then steps, recent enough to be ancestors; oldest first."""
-    scope = _retrieval_scope.get() + _step_scope.get()
-    if not scope:
-        return scope
+    scope = _scope.get()
+    entries = scope.entries
+    if not entries:
+        return entries
     cutoff = (time.monotonic() if now is None else now) - SCOPE_TTL_SECONDS
-    if all(entry.ended_at >= cutoff for entry in scope):
-        return scope
-    return tuple(entry for entry in scope if entry.ended_at >= cutoff)
+    if scope.oldest >= cutoff:
+        return entries
+    return tuple(entry for entry in entries if entry.ended_at >= cutoff)
 
 
 @contextmanager
 def new_scope() -> Iterator[None]:
     """Run a block with an empty retrieval scope (e.g. one request in a shared worker thread)."""
-    retrievals, steps = _retrieval_scope.set(()), _step_scope.set(())
+    token = _scope.set(_EMPTY_SCOPE)
     try:
         yield
     finally:
-        _step_scope.reset(steps)
-        _retrieval_scope.reset(retrievals)
+        _scope.reset(token)
 
 
 def inject_ancestors(context: Context | None = None) -> Context:

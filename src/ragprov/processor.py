@@ -348,6 +348,11 @@ class ProvenanceSpanProcessor(SpanProcessor):
 
     # -- introspection ----------------------------------------------------------------------------
 
+    def accepts_work(self) -> bool:
+        """True while ended spans would be enqueued for enrichment: not shut down and the queue
+        not full (a full queue forwards spans as they are, unenriched)."""
+        return not self._shutdown and self._queue.qsize() < self.settings.max_queue_size
+
     def stats(self) -> dict[str, int]:
         """Counters of this processor, its bounded state and the side channel."""
         pending_spans, pending_chars = sidechannel.pending()

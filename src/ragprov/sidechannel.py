@@ -287,8 +287,10 @@ def record_deferred_retrieval(
     if key is None:
         return False
     try:
-        queries = tuple(query for query in query_texts if isinstance(query, str))
-        chars += sum(len(query) for query in queries)
+        queries: tuple[str, ...] = ()
+        if query_texts:  # usually empty (a dense query): skip building and counting nothing
+            queries = tuple(query for query in query_texts if isinstance(query, str))
+            chars += sum(len(query) for query in queries)
         payload = RetrievalPayload(None, query_texts=queries, resolve=resolve)
         return _registry.put(key, payload, chars)
     except Exception:

@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -80,6 +80,9 @@ from ragprov.semconv.attributes import (
 from ragprov.signals.metadata import (
     parse_chunk_quality,
 )
+
+if TYPE_CHECKING:
+    from ragprov.processor import ProvenanceSpanProcessor
 
 _logger = logging.getLogger(__name__)
 
@@ -405,7 +408,7 @@ def _defer_retrieval_set(
 
 #: id(span processors tuple of a provider) → (that tuple, its ProvenanceSpanProcessor or None).
 #: The SDK replaces the tuple when a processor is added, so a stale entry never matches.
-_pipelines: dict[int, tuple[tuple[Any, ...], Any]] = {}
+_pipelines: dict[int, tuple[tuple[Any, ...], ProvenanceSpanProcessor | None]] = {}
 _MAX_PIPELINES = 16
 
 
@@ -430,13 +433,11 @@ def _defers_to_processor(span: Span) -> bool:
     return processor is not None and _accepts_work(processor)
 
 
-def _accepts_work(processor: Any) -> bool:
+def _accepts_work(processor: ProvenanceSpanProcessor) -> bool:
     """The processor is running and its queue is not full (a full queue forwards spans
-    unenriched, which would lose a deferred envelope)."""
+    unenriched, which would lose a deferred envelope); False if asking it fails."""
     try:
-        if processor._shutdown:
-            return False
-        return bool(processor._queue.qsize() < processor.settings.max_queue_size)
+        return processor.accepts_work()
     except Exception:
         return False
 
