@@ -38,7 +38,6 @@ span. When the call fails, only the first span exists and carries the error.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -61,15 +60,16 @@ from opentelemetry.semconv.attributes.db_attributes import (
     DB_OPERATION_NAME,
     DB_SYSTEM_NAME,
 )
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind
 
 from ragprov import __version__, ids, lineage, sidechannel
 from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._patching import (
     PatchingInstrumentor,
     Wrapper,
+    is_fatal,
     log_once,
+    record_error,
 )
 from ragprov.model import AttributeValue, ChunkProvenance, RetrievalSetEnvelope
 from ragprov.semconv import attributes as attrs
@@ -446,17 +446,8 @@ def _reraise_if_fatal(error: BaseException) -> None:
     """Instrumentation errors are swallowed, including BaseException subclasses that are not
     interrupts (a Rust panic in a pyo3 client is a ``BaseException``); interrupts, exits and
     cancellations are re-raised."""
-    if isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)):
+    if is_fatal(error):
         raise error
-
-
-def _record_error(span: Span, error: BaseException) -> None:
-    try:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
-        span.set_attribute(ERROR_TYPE, type(error).__qualname__)
-    except Exception:
-        log_once("could not record an error on a span")
 
 
 # --------------------------------------------------------------------------- runs
@@ -494,7 +485,7 @@ class _RetrievalRun:
     def fail(self, error: BaseException) -> None:
         self._detach()
         if self._span is not None:
-            _record_error(self._span, error)
+            record_error(self._span, error)
             self._span.end()
 
     @property
@@ -779,7 +770,7 @@ class StoreTracer:
         except Exception:
             log_once("could not restore the context")
         if error is not None:
-            _record_error(span, error)
+            record_error(span, error)
         span.end()
 
     def ingest_wrapper(self, describe: DescribeIngest) -> Wrapper:

@@ -50,14 +50,12 @@ from ragprov.instrumentation._genai_names import (
     SERVER_ADDRESS,
     SERVER_PORT,
 )
-from ragprov.instrumentation._llm_call import LLMCall, is_fatal
+from ragprov.instrumentation._llm_call import LLMCall
 from ragprov.instrumentation._llm_coexistence import SpanInFrame, foreign_llm_span
 from ragprov.instrumentation._llm_model import LLMRequest, ResultTypes, Route, get, json_text
-from ragprov.instrumentation._patching import PatchingInstrumentor, log_once
+from ragprov.instrumentation._patching import PatchingInstrumentor, Wrapper, is_fatal, log_once
 from ragprov.model import AttributeValue
 from ragprov.semconv import attributes as attrs
-
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
 class ClientAdapter(Protocol):

@@ -10,7 +10,6 @@ call later.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 import time
@@ -19,11 +18,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span
 
 from ragprov import sidechannel
 from ragprov.instrumentation._genai_names import (
-    ERROR_TYPE,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
@@ -45,30 +43,9 @@ from ragprov.instrumentation._llm_streams import (
     RawResponseProxy,
     SyncStreamProxy,
 )
-from ragprov.instrumentation._patching import log_once
+from ragprov.instrumentation._patching import is_fatal, log_once, record_error
 from ragprov.model import AttributeValue
 from ragprov.semconv import attributes as attrs
-
-
-def is_fatal(error: BaseException) -> bool:
-    return isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError))
-
-
-def record_error(span: Span, error: BaseException) -> None:
-    """Status ERROR, ``error.type`` (the exception's qualified class name), the exception event.
-
-    Anything but an ``Exception`` (a cancellation, an interrupt) stops the call without being
-    an error of it: the span just ends.
-    """
-    if not isinstance(error, Exception):
-        return
-    try:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
-        span.set_attribute(ERROR_TYPE, type(error).__qualname__)
-    except Exception:
-        log_once("could not record an error on an LLM span")
-
 
 _current_call: contextvars.ContextVar[LLMCall | None] = contextvars.ContextVar(
     "ragprov_llm_call", default=None

@@ -9,6 +9,7 @@ subclass names its library, builds what its wrappers need from the tracer provid
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import Span, Status, StatusCode
 
 _logger = logging.getLogger("ragprov.instrumentation")
 
@@ -110,3 +113,24 @@ def call_argument(
     if value is not _MISSING:
         return value
     return args[position] if 0 <= position < len(args) else default
+
+
+def is_fatal(error: BaseException) -> bool:
+    """An interrupt, exit or cancellation: it stops the call, it is not an error of the call."""
+    return isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError))
+
+
+def record_error(span: Span, error: BaseException) -> None:
+    """Status ERROR, ``error.type`` (the exception's qualified class name), the exception event.
+
+    A fatal error (:func:`is_fatal`) is not recorded: the span just ends. Other
+    ``BaseException`` subclasses are (a Rust panic in a pyo3 client is one).
+    """
+    if is_fatal(error):
+        return
+    try:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
+        span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+    except Exception:
+        log_once("could not record an error on a span")

@@ -47,12 +47,12 @@ from opentelemetry.trace import SpanKind
 
 from ragprov import __version__
 from ragprov.instrumentation._genai_names import GEN_AI_OPERATION_NAME
-from ragprov.instrumentation._llm_call import record_error
 from ragprov.instrumentation._patching import (
     PatchingInstrumentor,
     Wrapper,
     call_argument,
     log_once,
+    record_error,
 )
 
 SUPPORTED_VERSIONS = ("langchain-core >= 0.3",)
