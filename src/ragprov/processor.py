@@ -408,7 +408,8 @@ def _merge_attributes(
     maxlen = None if bounded is None else bounded.maxlen
     # The SDK's own dict holds values it has already cleaned; the read-only proxy around it
     # would copy them item by item through Python-level look-ups.
-    existing = bounded._dict if bounded is not None else (span.attributes or {})
+    own_dict = getattr(bounded, "_dict", None)
+    existing = own_dict if isinstance(own_dict, dict) else (span.attributes or {})
     merged: dict[str, Any] = dict(existing)
     not_added = 0
     added: list[str] = []
@@ -458,6 +459,8 @@ def _already_clean(
         return None
     attributes = BoundedAttributes(maxlen=maxlen, immutable=True)
     attributes._dict = merged
+    if len(attributes) != len(merged):  # an SDK that keeps its items elsewhere: its own path
+        return None
     return attributes
 
 
