@@ -10,6 +10,17 @@ with the client).
   "namespace", "usage": {"readUnits"}}``. Scores follow the index metric as Pinecone documents
   them: cosine similarity, dot product (dense + sparse for hybrid queries), or the *squared*
   Euclidean distance (ascending) for ``euclidean``;
+* ``POST /records/namespaces/{namespace}/search`` (the records API of an index with integrated
+  embedding) — ``{"query": {"top_k", "inputs"? {"text"} | "vector"? {"values"?,
+  "sparse_indices"?, "sparse_values"?} | "id"?, "filter"?}, "fields"?, "rerank"? {"model",
+  "rank_fields", "top_n"?}}`` → ``{"result": {"hits": [{"_id", "_score", "fields"}]},
+  "usage": {"read_units", "embed_total_tokens"?, "rerank_units"?}}``, snake_case as on the wire
+  (the client decodes it without renaming). ``__default__`` is the default namespace. Text
+  ``inputs`` are embedded with the ``embed`` function the index was made with (the service's
+  hosted model); ``fields`` limits the returned record fields (all when absent); the stand-in's
+  "reranker" scores a hit by the share of the query's words found in its first ``rank_fields``
+  field. Records are written with :meth:`FakeIndex.add_records` (the client's ``upsert_records``
+  sends NDJSON, which the stand-in does not parse);
 * ``POST /describe_index_stats`` → ``{"namespaces", "dimension", "indexFullness",
   "totalVectorCount", "metric", "vectorType"}``.
 
@@ -25,15 +36,30 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
+
+RECORDS_PREFIX = "/records/namespaces/"
+SEARCH_SUFFIX = "/search"
+DEFAULT_NAMESPACE = "__default__"
 
 
 class FakeIndex:
-    def __init__(self, metric: str = "cosine", dimension: int = 32) -> None:
+    def __init__(
+        self,
+        metric: str = "cosine",
+        dimension: int = 32,
+        embed: Callable[[Sequence[str]], Sequence[Sequence[float]]] | None = None,
+        text_field: str = "chunk_text",
+    ) -> None:
         self.metric = metric
         self.dimension = dimension
+        self.embed = embed
+        """The hosted model of an integrated index (None: the index takes vectors only)."""
+        self.text_field = text_field
+        """The field the model embeds (the index's ``field_map`` ``{"text": text_field}``)."""
         self.namespaces: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.fail: tuple[int, str] | None = None
@@ -46,17 +72,16 @@ class FakeIndex:
             self.requests.append((path, body))
             if self.fail is not None:
                 status, message = self.fail
-                return status, {
-                    "code": 3 if status == 400 else 5,
-                    "message": message,
-                    "details": [],
-                }
+                return status, _error(status, message)
             if path == "/vectors/upsert":
                 return 200, self.upsert(body)
             if path == "/query":
                 return 200, self.query(body)
             if path == "/describe_index_stats":
                 return 200, self.stats()
+            if path.startswith(RECORDS_PREFIX) and path.endswith(SEARCH_SUFFIX):
+                namespace = unquote(path[len(RECORDS_PREFIX) : -len(SEARCH_SUFFIX)])
+                return self.search(namespace, body)
         return 404, {"code": 5, "message": f"unknown path {path}", "details": []}
 
     def upsert(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,6 +112,77 @@ class FakeIndex:
                 match["metadata"] = record["metadata"]
             matches.append(match)
         return {"matches": matches, "namespace": name, "usage": {"readUnits": 5}}
+
+    def add_records(self, records: Sequence[Mapping[str, Any]], namespace: str = "") -> None:
+        """Write records ``{"_id", text_field, other fields…}`` as the service does on
+        ``upsert_records``: the text field is embedded, every field is kept."""
+        if self.embed is None:
+            raise ValueError("not an integrated index: it has no model to embed records")
+        stored = self.namespaces.setdefault(namespace, {})
+        vectors = self.embed([record[self.text_field] for record in records])
+        for record, vector in zip(records, vectors, strict=True):
+            fields = {key: value for key, value in record.items() if key != "_id"}
+            stored[record["_id"]] = {
+                "id": record["_id"],
+                "values": list(vector),
+                "metadata": fields,
+            }
+
+    def search(self, namespace: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        query = body["query"]
+        usage: dict[str, Any] = {"read_units": 1}
+        vector = query.get("vector") or {}
+        dense = vector.get("values")
+        sparse = None
+        if vector.get("sparse_indices"):
+            sparse = {"indices": vector["sparse_indices"], "values": vector["sparse_values"]}
+        text = (query.get("inputs") or {}).get("text")
+        if text is not None:
+            if self.embed is None:
+                return 400, _error(400, "Integrated inference is not configured for this index")
+            dense = list(self.embed([text])[0])
+            usage["embed_total_tokens"] = len(text.split())
+        answer = self.query(
+            {
+                "namespace": "" if namespace == DEFAULT_NAMESPACE else namespace,
+                "topK": query["top_k"],
+                "vector": dense,
+                "id": query.get("id"),
+                "sparseVector": sparse,
+                "filter": query.get("filter"),
+                "includeMetadata": True,
+            }
+        )
+        wanted = body.get("fields")
+        hits = [
+            {
+                "_id": match["id"],
+                "_score": match["score"],
+                "fields": {
+                    key: value
+                    for key, value in (match.get("metadata") or {}).items()
+                    if wanted is None or key in wanted
+                },
+            }
+            for match in answer["matches"]
+        ]
+        rerank = body.get("rerank")
+        if rerank is not None:
+            hits = self._rerank(hits, rerank, text or "")
+            usage["rerank_units"] = 1
+        return 200, {"result": {"hits": hits}, "usage": usage}
+
+    @staticmethod
+    def _rerank(
+        hits: list[dict[str, Any]], rerank: Mapping[str, Any], text: str
+    ) -> list[dict[str, Any]]:
+        words = set(text.lower().split())
+        field = rerank["rank_fields"][0]
+        for hit in hits:
+            found = set(str(hit["fields"].get(field, "")).lower().split())
+            hit["_score"] = len(words & found) / len(words) if words else 0.0
+        hits.sort(key=lambda hit: hit["_score"], reverse=True)
+        return hits[: rerank.get("top_n", len(hits))]
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -154,6 +250,10 @@ class FakeIndex:
         if status != 200:
             raise RuntimeError(answer["message"])
         return {"upserted_count": answer["upsertedCount"]}
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    return {"code": 3 if status == 400 else 5, "message": message, "details": []}
 
 
 def _matches_filter(metadata: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lancedb
+import pyarrow as pa
 import pytest
 from lancedb import query as lance_query
 from lancedb import table as lance_table
@@ -60,6 +64,12 @@ ORIGINALS = {
         (lance_query.LanceHybridQueryBuilder, "_create_query_builders"),
         (lance_query.LanceEmptyQueryBuilder, "to_arrow"),
         (lance_query.AsyncQueryBase, "to_arrow"),
+        (lance_query.LanceVectorQueryBuilder, "to_batches"),
+        (lance_query.LanceEmptyQueryBuilder, "to_batches"),
+        (lance_query.AsyncQueryBase, "to_batches"),
+        (lance_query.AsyncFTSQuery, "to_batches"),
+        (lance_query.AsyncVectorQuery, "to_batches"),
+        (lance_query.AsyncHybridQuery, "to_batches"),
         (lance_table.LanceTable, "add"),
         (lance_table.AsyncTable, "add"),
         (lance_table.LanceTable, "_do_merge"),
@@ -130,6 +140,21 @@ class SyncStore:
         table._execute_query = fail
         self.vector(table, SOLAR)
 
+    def stream(
+        self, table: Any, text: str, *, limit: int = 3, batch: int = 5, where: str | None = None
+    ) -> Any:
+        builder = table.search(EMBEDDER([text])[0]).distance_type("cosine").limit(limit)
+        return (builder.where(where) if where else builder).to_batches(batch_size=batch)
+
+    def read_all(self, reader: Any) -> pa.Table:
+        return reader.read_all()
+
+    def read_batch(self, reader: Any) -> pa.RecordBatch:
+        return reader.read_next_batch()
+
+    def collect(self) -> None:
+        gc.collect()
+
 
 class AsyncStore:
     is_async = True
@@ -190,6 +215,23 @@ class AsyncStore:
         query = table.query().nearest_to(EMBEDDER([SOLAR])[0])
         query.to_batches = fail
         self.run(query.to_list())
+
+    def stream(
+        self, table: Any, text: str, *, limit: int = 3, batch: int = 5, where: str | None = None
+    ) -> Any:
+        query = table.query().nearest_to(EMBEDDER([text])[0]).distance_type("cosine").limit(limit)
+        query = query.where(where) if where else query
+        return self.run(query.to_batches(max_batch_length=batch))
+
+    def read_all(self, reader: Any) -> pa.Table:
+        return pa.Table.from_batches(self.run(reader.read_all()), schema=reader.schema)
+
+    def read_batch(self, reader: Any) -> pa.RecordBatch:
+        return self.run(reader.__anext__())
+
+    def collect(self) -> None:
+        self.run(asyncio.sleep(0))  # the loop lets go of the last awaited call's references
+        gc.collect()
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -366,6 +408,248 @@ def test_invalid_filter_error_from_lancedb(store: Any, seeded: Any, finished: An
     (span,) = finished()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == type(raised.value).__qualname__
+
+
+def many_rows(count: int) -> list[dict[str, Any]]:
+    texts = [f"solar note {index}" for index in range(count)]
+    return [
+        {"id": f"m{index}", "text": text, "vector": vector}
+        for index, (text, vector) in enumerate(zip(texts, EMBEDDER(texts), strict=True))
+    ]
+
+
+def test_to_batches_exact_attributes(
+    store: Any, seeded: Any, finished: Any, check_exact: Any, uuid7: Any
+) -> None:
+    reader = store.stream(seeded, SOLAR, limit=2)
+    assert finished() == []  # the span stays open while the reader is unread
+    result = store.read_all(reader).to_pylist()
+
+    (span,) = finished()
+    assert span.name == "retrieval docs"
+    assert span.kind is SpanKind.CLIENT
+    assert result[0]["id"] == "d1"
+    chunk_ids = [CHUNK_IDS[row["id"]] for row in result]
+    check_exact(
+        span.attributes,
+        {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.data_source.id": "docs",
+            "db.system.name": "lancedb",
+            "gen_ai.retrieval.top_k": 2,
+            "rag.retrieval_set_id": uuid7,
+            "rag.chunk_set_hash": ids.chunk_set_hash(chunk_ids),
+            "rag.chunk_ids": chunk_ids,
+            "rag.chunk_id_method": "content_hash",
+            "rag.chunk_scores": [1.0 - row["_distance"] for row in result],
+            "rag.source_document_ids": ["energy.pdf", ""],
+            "rag.retrieval_method": "dense",
+        },
+    )
+
+
+def test_to_batches_span_ends_when_the_reader_is_exhausted(
+    store: Any, seeded: Any, finished: Any
+) -> None:
+    reader = store.stream(seeded, SOLAR)
+    returned_ns = time.time_ns()
+    time.sleep(0.01)  # reading happens well after to_batches returned
+    store.read_all(reader)
+
+    (span,) = finished()
+    assert span.end_time >= returned_ns + 10_000_000
+
+
+def test_to_batches_partly_read_reader_ends_with_what_was_read(
+    store: Any, instrumented: Any, exporter: Any, finished: Any
+) -> None:
+    table = store.create("many", many_rows(12))
+    exporter.clear()
+    full = store.read_all(store.stream(table, "solar note", limit=12, batch=5))
+    exporter.clear()
+    reader = store.stream(table, "solar note", limit=12, batch=5)
+    first = store.read_batch(reader)
+    assert finished() == []
+    del reader  # the last reference: the reader is collected
+    store.collect()
+
+    (span,) = finished()
+    assert first.num_rows == 5
+    first_ids = full.column("id").to_pylist()[:5]
+    assert first.column("id").to_pylist() == first_ids
+    assert list(span.attributes["rag.chunk_ids"]) == [
+        ids.content_hash(f"solar note {i[1:]}") for i in first_ids
+    ]
+    assert span.attributes["gen_ai.retrieval.top_k"] == 12
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def written_and_read_back(reader: Any) -> pa.Table:
+    import tempfile
+
+    from pyarrow import dataset
+
+    with tempfile.TemporaryDirectory() as directory:
+        dataset.write_dataset(reader, directory, format="ipc", preserve_order=True)
+        return dataset.dataset(directory, format="ipc").to_table()
+
+
+@pytest.mark.parametrize(
+    "consume",
+    [
+        pytest.param(lambda reader: reader.read_all(), id="read_all"),
+        pytest.param(lambda reader: pa.Table.from_batches(list(reader)), id="iteration"),
+        pytest.param(lambda reader: pa.Table.from_batches(reader), id="Table.from_batches"),
+        pytest.param(
+            lambda reader: pa.RecordBatchReader.from_stream(reader).read_all(), id="C stream"
+        ),
+        pytest.param(written_and_read_back, id="dataset.write_dataset"),
+    ],
+)
+def test_to_batches_reader_works_with_pyarrow(
+    tmp_path: Path,
+    instrumented: Any,
+    exporter: Any,
+    finished: Any,
+    suppressed: Any,
+    consume: Callable[[Any], pa.Table],
+) -> None:
+    """The caller gets a real pa.RecordBatchReader with the same schema and rows."""
+    store = SyncStore(tmp_path)
+    table = store.create("docs")
+    with suppressed():
+        plain = store.stream(table, SOLAR, batch=2).read_all()
+    exporter.clear()
+    reader = store.stream(table, SOLAR, batch=2)
+
+    assert type(reader) is pa.RecordBatchReader
+    assert reader.schema == plain.schema
+    assert consume(reader).to_pylist() == plain.to_pylist()
+    (span,) = finished()
+    assert list(span.attributes["rag.chunk_ids"]) == [
+        CHUNK_IDS[row_id] for row_id in plain.column("id").to_pylist()
+    ]
+
+
+def test_to_batches_read_next_batch_to_the_end(
+    tmp_path: Path, instrumented: Any, exporter: Any, finished: Any
+) -> None:
+    store = SyncStore(tmp_path)
+    table = store.create("docs")
+    exporter.clear()
+    reader = store.stream(table, SOLAR, batch=2)
+    batches = [reader.read_next_batch(), reader.read_next_batch()]
+    with pytest.raises(StopIteration):
+        reader.read_next_batch()
+
+    assert [batch.num_rows for batch in batches] == [2, 1]
+    (span,) = finished()
+    assert len(span.attributes["rag.chunk_ids"]) == 3
+
+
+def test_async_to_batches_of_full_text_and_hybrid_queries_are_one_span_each(
+    tmp_path: Path, event_loop_runner: Any, instrumented: Any, exporter: Any, finished: Any
+) -> None:
+    store = AsyncStore(tmp_path, event_loop_runner)
+    table = store.create("fts_docs", fts=True)
+    exporter.clear()
+    fts = table.query().nearest_to_text("electricity").limit(3)
+    fts_rows = store.read_all(store.run(fts.to_batches())).to_pylist()
+    hybrid = table.query().nearest_to(EMBEDDER([SOLAR])[0]).nearest_to_text("solar").limit(3)
+    hybrid_rows = store.read_all(store.run(hybrid.to_batches())).to_pylist()
+
+    fts_span, hybrid_span = finished()  # the base to_batches and the legs add no spans
+    assert fts_span.attributes["rag.retrieval_method"] == "sparse"
+    assert list(fts_span.attributes["rag.chunk_ids"]) == [CHUNK_IDS[r["id"]] for r in fts_rows]
+    assert hybrid_span.attributes["rag.retrieval_method"] == "hybrid"
+    assert list(hybrid_span.attributes["rag.chunk_scores"]) == pytest.approx(
+        [row["_relevance_score"] for row in hybrid_rows]
+    )
+
+
+def test_sync_to_batches_of_full_text_search_is_not_traced(
+    tmp_path: Path, instrumented: Any, exporter: Any, finished: Any
+) -> None:
+    """lancedb has no sync FTS streaming: the call raises, and no span says otherwise."""
+    table = SyncStore(tmp_path).create("fts_docs", fts=True)
+    exporter.clear()
+    with pytest.raises(NotImplementedError):
+        table.search("electricity", query_type="fts").to_batches()
+    assert finished() == []
+
+
+def test_to_batches_provenance_is_deferred_to_the_processor(tmp_path: Path) -> None:
+    from test_deferred_provenance import REQUEST_KEYS, attributes, run_both
+
+    table = SyncStore(tmp_path).create("docs")
+    query = EMBEDDER([SOLAR])[0]
+    run = run_both(
+        LanceDBInstrumentor, lambda: table.search(query).limit(3).to_batches().read_all()
+    )
+
+    assert set(attributes(run.ended)) == REQUEST_KEYS
+    inline, exported = attributes(run.inline), attributes(run.exported)
+    assert sorted(inline["rag.chunk_ids"]) == sorted(CHUNK_IDS.values())
+    del inline["rag.retrieval_set_id"]
+    assert {key: exported[key] for key in inline} == inline
+
+
+def test_to_batches_matching_nothing(store: Any, seeded: Any, finished: Any) -> None:
+    assert store.read_all(store.stream(seeded, SOLAR, where="id = 'none'")).num_rows == 0
+
+    (span,) = finished()
+    assert span.attributes["rag.chunk_set_hash"] == EMPTY_SET_HASH
+    assert list(span.attributes["rag.chunk_ids"]) == []
+    assert "rag.chunk_scores" not in span.attributes
+
+
+def test_to_batches_invalid_filter_error(store: Any, seeded: Any, finished: Any) -> None:
+    with pytest.raises(Exception, match="no_such_column") as raised:
+        store.read_all(store.stream(seeded, SOLAR, where="no_such_column = 1"))
+
+    (span,) = finished()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == type(raised.value).__qualname__
+
+
+def test_to_batches_error_while_reading_is_the_same_object(
+    tmp_path: Path, instrumented: Any, exporter: Any, finished: Any
+) -> None:
+    store = SyncStore(tmp_path)
+    table = store.create("docs")
+    exporter.clear()
+    boom = RuntimeError("lance down mid-stream")
+    schema = pa.schema([("id", pa.string())])
+
+    def failing_stream(*args: Any, **kwargs: Any) -> Any:
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield pa.record_batch([pa.array(["d1"])], schema=schema)
+            raise boom
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    table._execute_query = failing_stream
+    reader = store.stream(table, SOLAR)
+    assert reader.read_next_batch().num_rows == 1
+    with pytest.raises(RuntimeError) as raised:
+        reader.read_next_batch()
+
+    assert raised.value is boom
+    (span,) = finished()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "RuntimeError"
+
+
+def test_to_batches_suppressed_is_untouched(
+    store: Any, seeded: Any, finished: Any, suppressed: Any
+) -> None:
+    with suppressed():
+        reader = store.stream(seeded, SOLAR)
+    assert type(reader).__module__.split(".")[0] in ("pyarrow", "lancedb")
+    assert store.read_all(reader).num_rows == 3
+    del reader
+    store.collect()
+    assert finished() == []
 
 
 def test_writes_are_ingestion_spans(

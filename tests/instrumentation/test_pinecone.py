@@ -15,6 +15,7 @@ features a version lacks (asyncio index, gRPC transport) are skipped there.
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from collections.abc import Callable, Iterator
@@ -58,11 +59,27 @@ ASYNC_CLASSES = pinecone_instrumentation._classes(pinecone_instrumentation.ASYNC
 ORIGINALS = {
     (cls, name): cls.__dict__[name]
     for cls in (*SYNC_CLASSES, *ASYNC_CLASSES)
-    for name in ("query", "query_namespaces", "upsert")
+    for name in ("query", "query_namespaces", "upsert", *pinecone_instrumentation.SEARCH_METHODS)
     if name in cls.__dict__
 }
 HAS_ASYNC = hasattr(Pinecone, "IndexAsyncio") and bool(ASYNC_CLASSES)
 GrpcIndex = getattr(pinecone_instrumentation._module("pinecone.grpc"), "GrpcIndex", None)
+
+
+# Records of an integrated-embedding index: the text under the field map's `chunk_text`.
+RECORDS: list[dict[str, Any]] = [
+    {"_id": "r1", "chunk_text": TEXTS[0], "source_document_id": "energy.pdf", "topic": "sun"},
+    {"_id": "r2", "chunk_text": TEXTS[1], "chunk_id": "wind-1", "topic": "wind"},
+    {"_id": "r3", "chunk_text": TEXTS[2], "topic": "food"},
+]
+RECORD_CHUNK_IDS = {f"r{key[1:]}": chunk_id for key, chunk_id in CHUNK_IDS.items()}
+#: pinecone 10's flat search(namespace=, top_k=, inputs=, ...); older clients have none or the
+#: nested search(namespace, query) form.
+HAS_FLAT_SEARCH = any(
+    "inputs" in inspect.signature(cls.__dict__["search"]).parameters
+    for cls in SYNC_CLASSES
+    if "search" in cls.__dict__
+)
 
 
 def vectors() -> list[dict[str, Any]]:
@@ -424,6 +441,220 @@ def test_store_error_is_the_same_object(
     assert span.attributes["error.type"] == "RuntimeError"
 
 
+# ----------------------------------------------------------------------------- records search
+
+
+@pytest.fixture(params=["sync", "async"])
+def integrated(
+    request: pytest.FixtureRequest, event_loop_runner: Callable[[Any], Any], instrumented: Any
+) -> Iterator[tuple[Store, PineconeStandIn]]:
+    """An instrumented index with integrated embedding (the stand-in embeds with EMBEDDER)
+    holding RECORDS in the default namespace."""
+    if not HAS_FLAT_SEARCH:
+        pytest.skip("the flat records search(inputs=...) arrived in pinecone 10")
+    if request.param == "async" and not HAS_ASYNC:
+        pytest.skip("this pinecone version has no asyncio index")
+    fake = FakeIndex(embed=EMBEDDER)
+    fake.add_records(RECORDS)
+    with PineconeStandIn(fake) as server:
+        store = open_index(server, request.param, event_loop_runner)
+        yield store, server
+        store.close()
+
+
+def search(store: Store, text: str = SOLAR, method: str = "search", **kwargs: Any) -> Any:
+    kwargs.setdefault("namespace", "__default__")
+    kwargs.setdefault("top_k", 3)
+    if "vector" not in kwargs and "id" not in kwargs and "query" not in kwargs:
+        kwargs["inputs"] = {"text": text}
+    return store(method, **kwargs)
+
+
+def test_search_exact_attributes(
+    integrated: tuple[Store, PineconeStandIn], finished: Any, check_exact: Any, uuid7: Any
+) -> None:
+    store, server = integrated
+    result = search(store)
+
+    (span,) = finished()
+    assert span.name == f"retrieval {server.host}"
+    assert span.kind is SpanKind.CLIENT
+    hit_ids = [hit.id for hit in result.result.hits]
+    assert hit_ids[0] == "r1"
+    chunk_ids = [RECORD_CHUNK_IDS[hit_id] for hit_id in hit_ids]
+    check_exact(
+        span.attributes,
+        {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.data_source.id": server.host,
+            "db.system.name": "pinecone",
+            "gen_ai.retrieval.top_k": 3,
+            "rag.retrieval_set_id": uuid7,
+            "rag.chunk_set_hash": ids.chunk_set_hash(chunk_ids),
+            "rag.chunk_ids": chunk_ids,
+            "rag.chunk_id_method": "content_hash",
+            "rag.chunk_scores": [hit.score for hit in result.result.hits],
+            "rag.source_document_ids": ["energy.pdf" if i == "r1" else "" for i in hit_ids],
+            "rag.retrieval_method": "dense",
+            "rag.query_hash": ids.query_hash(SOLAR),  # a hash: no text leaves the process
+        },
+    )
+
+
+def test_search_records_alias_is_one_span(
+    integrated: tuple[Store, PineconeStandIn], finished: Any
+) -> None:
+    store, server = integrated
+    result = search(store, method="search_records", top_k=2)
+
+    (span,) = finished()  # its inner search() call passes through
+    assert span.name == f"retrieval {server.host}"
+    assert span.attributes["gen_ai.retrieval.top_k"] == 2
+    assert list(span.attributes["rag.chunk_ids"]) == [
+        RECORD_CHUNK_IDS[hit.id] for hit in result.result.hits
+    ]
+
+
+def test_search_text_query_and_chunk_text_with_content_capture(
+    integrated: tuple[Store, PineconeStandIn], finished: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = integrated
+    monkeypatch.setenv("RAGPROV_CAPTURE_CONTENT", "true")
+    result = search(store, top_k=1, fields=["chunk_text"])
+
+    (span,) = finished()
+    assert span.attributes["gen_ai.retrieval.query.text"] == SOLAR
+    assert json.loads(span.attributes["gen_ai.retrieval.documents"]) == [
+        {
+            "id": RECORD_CHUNK_IDS["r1"],
+            "score": pytest.approx(result.result.hits[0].score),
+            "content": TEXTS[0],
+        }
+    ]
+
+
+def test_search_text_is_the_rerank_field(
+    integrated: tuple[Store, PineconeStandIn], finished: Any, side_channel: None
+) -> None:
+    """A rerank names the field that holds the text; its hits carry the reranker's scores."""
+    store, server = integrated
+    server.index.add_records([{"_id": "s1", "chunk_text": "x", "summary": "solar sunlight"}])
+    result = search(
+        store, rerank={"model": "bge-reranker-v2-m3", "rank_fields": ["summary"], "top_n": 2}
+    )
+
+    (span,) = finished()
+    assert span.attributes["rag.retrieval_method"] == "reranked"
+    hits = result.result.hits
+    assert hits[0].id == "s1"
+    assert list(span.attributes["rag.chunk_scores"]) == [hit.score for hit in hits]
+    payload = sidechannel.take(span.context.trace_id, span.context.span_id)
+    assert isinstance(payload, sidechannel.RetrievalPayload)
+    # The rank field, else (a record without it) chunk_text.
+    assert list(payload.chunk_texts) == [
+        hit.fields.get("summary", hit.fields["chunk_text"]) for hit in hits
+    ]
+    assert payload.chunk_texts[0] == "solar sunlight"
+    assert list(payload.query_texts) == [SOLAR]
+
+
+def test_search_retrieval_methods(integrated: tuple[Store, PineconeStandIn], finished: Any) -> None:
+    store, _ = integrated
+    dense = EMBEDDER([SOLAR])[0]
+    search(store, vector=dense)
+    search(store, vector={"values": dense})
+    search(store, vector={"sparse_indices": [1], "sparse_values": [1.0]})
+    search(store, vector={"values": dense, "sparse_indices": [1], "sparse_values": [1.0]})
+    search(store, id="r2")
+    search(store, top_k=None, query={"inputs": {"text": SOLAR}, "top_k": 2})  # legacy form
+
+    methods = [span.attributes["rag.retrieval_method"] for span in finished()]
+    assert methods == ["dense", "dense", "sparse", "hybrid", "dense", "dense"]
+    assert finished()[-1].attributes["gen_ai.retrieval.top_k"] == 2
+
+
+def test_search_scores_of_a_known_euclidean_index_become_similarities(
+    integrated: tuple[Store, PineconeStandIn], finished: Any
+) -> None:
+    store, server = integrated
+    server.index.metric = "euclidean"
+    metric_cache.put(server.host, "euclidean")  # as learnt from an earlier query
+    result = search(store)
+    reranked = search(store, rerank={"model": "m", "rank_fields": ["chunk_text"]})
+
+    plain_span, reranked_span = finished()
+    assert list(plain_span.attributes["rag.chunk_scores"]) == pytest.approx(
+        [1.0 / (1.0 + hit.score) for hit in result.result.hits]
+    )
+    assert list(reranked_span.attributes["rag.chunk_scores"]) == [
+        hit.score for hit in reranked.result.hits
+    ]
+
+
+def test_search_of_an_empty_namespace(
+    integrated: tuple[Store, PineconeStandIn], finished: Any
+) -> None:
+    store, _ = integrated
+    result = search(store, namespace="empty")
+
+    assert result.result.hits == []
+    (span,) = finished()
+    assert span.attributes["rag.chunk_set_hash"] == EMPTY_SET_HASH
+    assert list(span.attributes["rag.chunk_ids"]) == []
+    assert "rag.chunk_scores" not in span.attributes
+
+
+def test_search_service_error_is_recorded_and_reraised(
+    integrated: tuple[Store, PineconeStandIn], finished: Any
+) -> None:
+    store, server = integrated
+    server.index.fail = (400, "Integrated inference is not configured for this index")
+    with pytest.raises(Exception, match="Integrated inference") as raised:
+        search(store)
+
+    (span,) = finished()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == type(raised.value).__qualname__
+    assert span.events[0].name == "exception"
+
+
+def test_search_error_is_the_same_object(
+    integrated: tuple[Store, PineconeStandIn], finished: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = integrated
+    boom = RuntimeError("store down")
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise boom
+
+    monkeypatch.setattr(store.index._http, "post", failing)  # the innermost call now fails
+    with pytest.raises(RuntimeError) as raised:
+        search(store)
+
+    assert raised.value is boom
+    (span,) = finished()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "RuntimeError"
+
+
+def test_search_suppressed_or_uninstrumented_has_no_span(
+    integrated: tuple[Store, PineconeStandIn],
+    finished: Any,
+    suppressed: Any,
+    instrumented: PineconeInstrumentor,
+) -> None:
+    store, _ = integrated
+    with suppressed():
+        search(store)
+    instrumented.uninstrument()  # the fixture's own uninstrument() then does nothing
+    for (cls, name), original in ORIGINALS.items():
+        assert cls.__dict__[name] is original, f"{cls.__name__}.{name}"
+    result = search(store, method="search_records")
+
+    assert result.result.hits[0].id == "r1"
+    assert finished() == []
+
+
 # ----------------------------------------------------------------------------- ingestion
 
 
@@ -538,6 +769,26 @@ def test_grpc_index_query_upsert_and_async_future(
     # The client's worker thread ran in the caller's context: the span nests under it.
     assert future_span.parent.span_id == request.get_span_context().span_id
     assert root.parent is None
+
+
+@pytest.mark.skipif(GrpcIndex is None, reason="GrpcIndex ships with pinecone 9+")
+@pytest.mark.skipif(not HAS_FLAT_SEARCH, reason="the flat records search arrived in pinecone 10")
+def test_grpc_index_search(instrumented: Any, finished: Any) -> None:
+    """GrpcIndex sends the records search over REST: the stand-in answers it."""
+    fake = FakeIndex(embed=EMBEDDER)
+    fake.add_records(RECORDS)
+    with PineconeStandIn(fake) as server:
+        index = GrpcIndex(host=server.url, api_key="test-key", secure=False)
+        try:
+            result = index.search(namespace="__default__", top_k=2, inputs={"text": SOLAR})
+        finally:
+            index.close()
+
+    (span,) = finished()
+    assert span.name == f"retrieval {server.host}"
+    assert list(span.attributes["rag.chunk_ids"]) == [
+        RECORD_CHUNK_IDS[hit.id] for hit in result.result.hits
+    ]
 
 
 # ----------------------------------------------------------------------------- lifecycle

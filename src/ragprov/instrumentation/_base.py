@@ -34,6 +34,11 @@ expects one set per span. The first set goes on the span that covered the call (
 while the client ran, so client-side child spans nest under it); every further set gets its own
 *sibling* span: same parent, same start and end time as the call, and a span link to the first
 span. When the call fails, only the first span exists and carries the error.
+
+**Streams.** A call that returns a stream of results (lancedb ``to_batches``) gets a span that
+stays open after the call returns: the library module hands the caller an equivalent stream
+that calls a :class:`StreamEnd` when it is exhausted, closed or collected, with the sets of what
+was read (:meth:`StoreTracer.stream_retrieval_wrapper`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import inspect
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -482,8 +488,9 @@ class _RetrievalRun:
             run_context = trace.set_span_in_context(self._span, run_context)
         self._token = otel_context.attach(run_context)
 
-    def fail(self, error: BaseException) -> None:
-        self._detach()
+    def fail(self, error: BaseException, *, detach: bool = True) -> None:
+        if detach:
+            self._detach()
         if self._span is not None:
             record_error(self._span, error)
             self._span.end()
@@ -500,6 +507,11 @@ class _RetrievalRun:
         """The wrapped call returned: restore the context and take the end time."""
         self._detach()
         self._end_ns = time.time_ns()
+
+    def returned_stream(self) -> None:
+        """The wrapped call returned a stream: restore the context; the span stays open until
+        :meth:`finish` (end time: then) or ``fail(error, detach=False)``."""
+        self._detach()
 
     def finish(self, sets: Sequence[RetrievalSet]) -> None:
         """Put the extracted sets on the span(s) and end them at the call's end time."""
@@ -545,6 +557,39 @@ class _RetrievalRun:
             log_once("could not restore the context")
 
 
+class StreamEnd:
+    """Ends the span of a streamed retrieval, once: called by the library module when the
+    stream is exhausted, closed or garbage-collected (with the sets of what was read), or when
+    reading it failed (with the error). Safe to call from any thread, any number of times."""
+
+    __slots__ = ("_ended", "_lock", "_run")
+
+    def __init__(self, run: _RetrievalRun) -> None:
+        self._run = run
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        read_sets: Callable[[], Sequence[RetrievalSet]],
+        error: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        if error is not None:
+            self._run.fail(error, detach=False)
+            return
+        try:
+            sets = read_sets()
+        except BaseException as failure:
+            _reraise_if_fatal(failure)
+            log_once("could not read a streamed retrieval result")
+            sets = ()
+        self._run.finish(sets)
+
+
 DescribeRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any]], RetrievalRequest | None]
 ExtractRetrieval = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Sequence[RetrievalSet]]
 AsyncExtractRetrieval = Callable[
@@ -552,6 +597,13 @@ AsyncExtractRetrieval = Callable[
     Sequence[RetrievalSet] | Awaitable[Sequence[RetrievalSet]],
 ]
 DescribeIngest = Callable[[Any, tuple[Any, ...], dict[str, Any]], IngestRequest | None]
+_Settle = Callable[[_RetrievalRun, Any, tuple[Any, ...], dict[str, Any], Any], Any]
+_AsyncSettle = Callable[
+    ["_RetrievalRun", Any, tuple[Any, ...], dict[str, Any], Any], Awaitable[Any]
+]
+FollowStream = Callable[[Any, tuple[Any, ...], dict[str, Any], Any, StreamEnd], Any]
+"""Given a call's stream result and its :class:`StreamEnd`, returns what the caller gets: the
+result itself or an equivalent of it that calls the ``StreamEnd`` when the stream ends."""
 
 
 def _should_trace() -> bool:
@@ -620,8 +672,9 @@ class StoreTracer:
             log_once(f"could not start a {self.db_system} retrieval span")
             return None
 
-    def retrieval_wrapper(self, describe: DescribeRetrieval, extract: ExtractRetrieval) -> Wrapper:
-        """A wrapt wrapper for a synchronous retrieval method."""
+    def _sync_retrieval(self, describe: DescribeRetrieval, settle: _Settle) -> Wrapper:
+        """A wrapt wrapper running a synchronous method in a retrieval run: ``settle`` ends (or
+        hands on) the run and returns what the caller gets."""
 
         def wrapper(
             wrapped: Callable[..., Any],
@@ -637,26 +690,12 @@ class StoreTracer:
             except BaseException as error:
                 run.fail(error)
                 raise
-            run.returned()
-            try:
-                sets = extract(instance, args, kwargs, result) if run.wants_result else ()
-            except BaseException as error:
-                _reraise_if_fatal(error)
-                log_once(f"could not read a {self.db_system} result")
-                sets = ()
-            run.finish(sets)
-            return result
+            return settle(run, instance, args, kwargs, result)
 
         return wrapper
 
-    def async_retrieval_wrapper(
-        self, describe: DescribeRetrieval, extract: AsyncExtractRetrieval
-    ) -> Wrapper:
-        """A wrapt wrapper for a coroutine retrieval method (the span covers the await).
-
-        ``extract`` may return an awaitable (e.g. to look up a collection's metric once); the
-        span still ends at the time the wrapped call returned.
-        """
+    def _async_retrieval(self, describe: DescribeRetrieval, settle: _AsyncSettle) -> Wrapper:
+        """:meth:`_sync_retrieval` for a coroutine method (the run covers the await)."""
 
         async def wrapper(
             wrapped: Callable[..., Any],
@@ -672,6 +711,40 @@ class StoreTracer:
             except BaseException as error:
                 run.fail(error)
                 raise
+            return await settle(run, instance, args, kwargs, result)
+
+        return wrapper
+
+    def retrieval_wrapper(self, describe: DescribeRetrieval, extract: ExtractRetrieval) -> Wrapper:
+        """A wrapt wrapper for a synchronous retrieval method."""
+
+        def settle(
+            run: _RetrievalRun, instance: Any, args: tuple[Any, ...], kwargs: Any, result: Any
+        ) -> Any:
+            run.returned()
+            try:
+                sets = extract(instance, args, kwargs, result) if run.wants_result else ()
+            except BaseException as error:
+                _reraise_if_fatal(error)
+                log_once(f"could not read a {self.db_system} result")
+                sets = ()
+            run.finish(sets)
+            return result
+
+        return self._sync_retrieval(describe, settle)
+
+    def async_retrieval_wrapper(
+        self, describe: DescribeRetrieval, extract: AsyncExtractRetrieval
+    ) -> Wrapper:
+        """A wrapt wrapper for a coroutine retrieval method (the span covers the await).
+
+        ``extract`` may return an awaitable (e.g. to look up a collection's metric once); the
+        span still ends at the time the wrapped call returned.
+        """
+
+        async def settle(
+            run: _RetrievalRun, instance: Any, args: tuple[Any, ...], kwargs: Any, result: Any
+        ) -> Any:
             run.returned()
             try:
                 extracted = extract(instance, args, kwargs, result) if run.wants_result else ()
@@ -683,7 +756,56 @@ class StoreTracer:
             run.finish(sets)
             return result
 
-        return wrapper
+        return self._async_retrieval(describe, settle)
+
+    # ---- streamed retrieval
+
+    def stream_retrieval_wrapper(
+        self, describe: DescribeRetrieval, follow: FollowStream
+    ) -> Wrapper:
+        """A wrapt wrapper for a synchronous method that returns a stream of results: the span
+        covers the call and the reading of the stream (see :class:`StreamEnd`)."""
+
+        def settle(
+            run: _RetrievalRun, instance: Any, args: tuple[Any, ...], kwargs: Any, result: Any
+        ) -> Any:
+            return self._follow(run, follow, instance, args, kwargs, result)
+
+        return self._sync_retrieval(describe, settle)
+
+    def async_stream_retrieval_wrapper(
+        self, describe: DescribeRetrieval, follow: FollowStream
+    ) -> Wrapper:
+        """:meth:`stream_retrieval_wrapper` for a coroutine method returning a stream."""
+
+        async def settle(
+            run: _RetrievalRun, instance: Any, args: tuple[Any, ...], kwargs: Any, result: Any
+        ) -> Any:
+            return self._follow(run, follow, instance, args, kwargs, result)
+
+        return self._async_retrieval(describe, settle)
+
+    def _follow(
+        self,
+        run: _RetrievalRun,
+        follow: FollowStream,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+    ) -> Any:
+        run.returned_stream()
+        if not run.wants_result:
+            run.finish(())
+            return result
+        end = StreamEnd(run)
+        try:
+            return follow(instance, args, kwargs, result, end)
+        except BaseException as error:
+            _reraise_if_fatal(error)
+            log_once(f"could not follow a {self.db_system} result stream")
+            end(tuple)  # ends the span now, without a set; later calls do nothing
+            return result
 
     # ---- ingestion
 

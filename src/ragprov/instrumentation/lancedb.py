@@ -10,8 +10,22 @@ execution, at the one method every collecting call goes through:
 * async — ``AsyncQueryBase.to_arrow`` (``to_list``, ``to_pandas``, ``to_polars`` call it) for
   ``AsyncVectorQuery``, ``AsyncFTSQuery``, ``AsyncHybridQuery`` and a filtered ``AsyncQuery``;
 * a plain scan (no vector, no text) is traced only when it has a ``where`` filter
-  (``rag.retrieval_method = unknown``); ``to_batches()`` called directly streams its results
-  and is not traced;
+  (``rag.retrieval_method = unknown``);
+* streaming — ``to_batches()`` called by the application: sync on ``LanceVectorQueryBuilder``
+  and ``LanceEmptyQueryBuilder`` (lancedb's FTS and hybrid builders raise
+  ``NotImplementedError`` there), async on ``AsyncQueryBase``, ``AsyncVectorQuery``,
+  ``AsyncFTSQuery`` and ``AsyncHybridQuery``. The span starts with the call and ends when the
+  reader is exhausted, fails (status ERROR, the error reaches the caller unchanged) or is
+  garbage-collected; its set is the rows the caller read, in order — a partly read reader
+  gives the rows read so far, at most :data:`MAX_STREAMED_ROWS`. The sync caller gets a *real*
+  ``pa.RecordBatchReader`` (``RecordBatchReader.from_batches`` over a generator that records
+  each batch): a proxy object would break pyarrow functions that take the C type
+  (``dataset.write_dataset``, the Arrow C stream), while this one works everywhere the original
+  does. pyarrow's ``close()`` on such a reader does not release the generator, so a closed,
+  partly read reader ends its span when it is collected (in CPython: when its last reference
+  goes). The async caller gets an ``AsyncRecordBatchReader`` subclass whose ``__anext__`` (used
+  by ``read_all`` and ``async for``) records the batches. ``to_arrow`` and its callers run
+  ``to_batches`` inside their own span, which covers them;
 * writes — ``add`` (sync and async), ``merge_insert(...).execute`` (through ``_do_merge``,
   ``db.operation.name = merge_insert``) and ``create_table(data=...)`` (``create_table``).
 
@@ -38,7 +52,8 @@ import functools
 import sys
 import threading
 import weakref
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ragprov.instrumentation._base import (
@@ -48,6 +63,7 @@ from ragprov.instrumentation._base import (
     RetrievalRequest,
     RetrievalSet,
     StoreTracer,
+    StreamEnd,
     VectorStoreInstrumentor,
     as_float,
     cosine_distance_to_similarity,
@@ -56,7 +72,7 @@ from ragprov.instrumentation._base import (
     record_metadata,
     record_text,
 )
-from ragprov.instrumentation._patching import call_argument, log_once
+from ragprov.instrumentation._patching import call_argument, is_fatal, log_once
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
 DB_SYSTEM = "lancedb"
@@ -67,6 +83,9 @@ Method = RagRetrievalMethodValues
 #: Result columns lancedb adds; not metadata.
 RESULT_COLUMNS = frozenset({"_distance", "_score", "_relevance_score", "_rowid", "_rowaddr"})
 DEFAULT_VECTOR_COLUMN = "vector"
+#: A streamed result's set keeps at most this many rows (the first, in rank order): a streamed
+#: ``where`` scan may be far longer than any retrieval, and the set must not hold it all.
+MAX_STREAMED_ROWS = 10_000
 
 # The two legs of sync hybrid queries: they run in worker threads without our context.
 _hybrid_legs: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -93,11 +112,23 @@ class LanceDBInstrumentor(VectorStoreInstrumentor):
         ):
             self._wrap(builder, "to_arrow", sync_retrieval)
         self._wrap(query.LanceHybridQueryBuilder, "_create_query_builders", _mark_hybrid_legs)
+        # to_batches: only these sync builders implement it (FTS and hybrid ones raise).
+        sync_stream = store.stream_retrieval_wrapper(_describe_sync, _follow_sync)
+        for builder in (query.LanceVectorQueryBuilder, query.LanceEmptyQueryBuilder):
+            self._wrap(builder, "to_batches", sync_stream)
         self._wrap(
             query.AsyncQueryBase,
             "to_arrow",
             store.async_retrieval_wrapper(_describe_async, _extract_async),
         )
+        async_stream = store.async_stream_retrieval_wrapper(_describe_async, _follow_async)
+        for async_query in (
+            query.AsyncQueryBase,
+            query.AsyncFTSQuery,
+            query.AsyncVectorQuery,
+            query.AsyncHybridQuery,
+        ):  # the overrides call the base's (and to_arrow calls it): nested calls pass through
+            self._wrap(async_query, "to_batches", async_stream)
         self._wrap(table.LanceTable, "add", store.ingest_wrapper(_describe_add))
         self._wrap(table.AsyncTable, "add", store.async_ingest_wrapper(_describe_add))
         self._wrap(table.LanceTable, "_do_merge", store.ingest_wrapper(_describe_merge))
@@ -235,17 +266,24 @@ def _result_chunks(result: Any, vector_column: str, metric: str | None) -> list[
     ]
 
 
-def _result_set(
-    result: Any, vector_column: str, metric: str | None, query_text: str | None, method: Method
-) -> RetrievalSet:
-    """The set of a collected result. A pyarrow Table is immutable, so it is handed on as it is
-    and its rows are read when the chunks are needed (on the processor's worker, when the span
-    goes to one): no per-row Python objects on the application thread. Its text is not counted
-    in the side channel's bound (``Table.nbytes`` alone costs 12 µs); the table is the caller's
-    result anyway, and the processor takes it when the span ends."""
-    return RetrievalSet(
-        functools.partial(_result_chunks, result, vector_column, metric), query_text, method
-    )
+@dataclass(frozen=True, slots=True)
+class _ResultShape:
+    """What a query says about its result: where the vectors are, how to read the scores
+    (``None``: no scores, ``""``: kept as they are), the query text and the method."""
+
+    vector_column: str
+    metric: str | None
+    query_text: str | None
+    method: Method
+
+    def set_of(self, result: Any) -> RetrievalSet:
+        """The set of a collected result. A pyarrow Table is immutable, so it is handed on as it
+        is and its rows are read when the chunks are needed (on the processor's worker, when the
+        span goes to one): no per-row Python objects on the application thread. Its text is not
+        counted in the side channel's bound (``Table.nbytes`` alone costs 12 µs); the table is
+        the caller's result anyway, and the processor takes it when the span ends."""
+        chunks = functools.partial(_result_chunks, result, self.vector_column, self.metric)
+        return RetrievalSet(chunks, self.query_text, self.method)
 
 
 # --------------------------------------------------------------------------- sync queries
@@ -272,6 +310,10 @@ def _text_or_none(value: Any) -> str | None:
 def _extract_sync(
     builder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
 ) -> list[RetrievalSet]:
+    return [_sync_shape(builder).set_of(result)]
+
+
+def _sync_shape(builder: Any) -> _ResultShape:
     names = _class_names(builder)
     reranked = getattr(builder, "_reranker", None) is not None
     vector_column = getattr(builder, "_vector_column", None) or DEFAULT_VECTOR_COLUMN
@@ -292,7 +334,7 @@ def _extract_sync(
         query_text = _text_or_none(text)
     else:
         method = Method.UNKNOWN
-    return [_result_set(result, vector_column, metric, query_text, method)]
+    return _ResultShape(vector_column, metric, query_text, method)
 
 
 # --------------------------------------------------------------------------- async queries
@@ -320,6 +362,10 @@ def _describe_async(
 def _extract_async(
     query: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
 ) -> list[RetrievalSet]:
+    return [_async_shape(query).set_of(result)]
+
+
+def _async_shape(query: Any) -> _ResultShape:
     names = _class_names(query)
     reranked = getattr(query, "_reranker", None) is not None
     vector_column = DEFAULT_VECTOR_COLUMN
@@ -341,7 +387,115 @@ def _extract_async(
         query_text = _text_or_none(query.get_query())
     else:
         method = Method.UNKNOWN
-    return [_result_set(result, vector_column, metric, query_text, method)]
+    return _ResultShape(vector_column, metric, query_text, method)
+
+
+# --------------------------------------------------------------------------- streamed results
+
+
+class _StreamedRows:
+    """The batches a caller read from a streamed result, in order (= rank order), up to
+    :data:`MAX_STREAMED_ROWS` rows; :meth:`end` ends the span with them."""
+
+    __slots__ = ("_batches", "_end", "_rows", "_schema", "_shape")
+
+    def __init__(self, schema: Any, shape: _ResultShape, end: StreamEnd) -> None:
+        self._schema = schema
+        self._shape = shape
+        self._end = end
+        self._batches: list[Any] = []
+        self._rows = 0
+
+    def add(self, batch: Any) -> None:
+        room = MAX_STREAMED_ROWS - self._rows
+        if room <= 0:
+            return
+        kept = batch if batch.num_rows <= room else batch.slice(0, room)
+        self._batches.append(kept)
+        self._rows += kept.num_rows
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Exhausted, closed, collected (no error: the set of what was read) or failed; an
+        interrupt or cancellation ends the span like a close."""
+        self._end(self._sets, None if error is None or is_fatal(error) else error)
+
+    def _sets(self) -> list[RetrievalSet]:
+        table = _pyarrow().Table.from_batches(self._batches, schema=self._schema)
+        return [self._shape.set_of(table)]
+
+
+def _pyarrow() -> Any:
+    import pyarrow  # type: ignore[import-untyped]  # lancedb's dependency: there when it is
+
+    return pyarrow
+
+
+def _follow_sync(
+    builder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reader: Any, end: StreamEnd
+) -> Any:
+    """A ``pa.RecordBatchReader`` over the same batches (a real one: pyarrow functions,
+    ``read_all``, iteration and the Arrow C stream keep working) that records what is read."""
+    pa = _pyarrow()
+    if not isinstance(reader, pa.RecordBatchReader):
+        raise TypeError(f"not a RecordBatchReader: {type(reader).__name__}")
+    rows = _StreamedRows(reader.schema, _sync_shape(builder), end)
+    return pa.RecordBatchReader.from_batches(reader.schema, _observed(reader, rows))
+
+
+def _observed(reader: Any, rows: _StreamedRows) -> Iterator[Any]:
+    """Yields ``reader``'s batches. ``finally`` also runs when the caller closes the returned
+    reader or drops it (pyarrow then releases this generator, which closes it)."""
+    try:
+        for batch in reader:
+            rows.add(batch)
+            yield batch
+    except BaseException as error:
+        rows.end(error)
+        raise
+    finally:
+        rows.end()  # does nothing after an error
+
+
+def _follow_async(
+    query: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reader: Any, end: StreamEnd
+) -> Any:
+    from lancedb.arrow import AsyncRecordBatchReader
+
+    if not isinstance(reader, AsyncRecordBatchReader):
+        raise TypeError(f"not an AsyncRecordBatchReader: {type(reader).__name__}")
+    rows = _StreamedRows(reader.schema, _async_shape(query), end)
+    return _observed_async_reader_class()(reader, rows)
+
+
+@functools.cache
+def _observed_async_reader_class() -> Any:
+    from lancedb.arrow import AsyncRecordBatchReader
+
+    class ObservedAsyncRecordBatchReader(AsyncRecordBatchReader):
+        """An ``AsyncRecordBatchReader`` (``read_all`` and ``async for`` go through
+        ``__anext__``) that records what is read; the span ends when it is exhausted, fails
+        or is collected."""
+
+        def __init__(self, source: Any, rows: _StreamedRows) -> None:
+            # Not the base __init__: it wants lancedb's native stream, which ``source`` holds.
+            self._source = source
+            self._rows = rows
+            self.schema = source.schema
+            weakref.finalize(self, rows.end)
+
+        async def __anext__(self) -> Any:
+            try:
+                batch = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._rows.end()
+                raise
+            except BaseException as error:
+                self._rows.end(error)
+                raise
+            self._rows.add(batch)
+            return batch
+
+    return ObservedAsyncRecordBatchReader
 
 
 # --------------------------------------------------------------------------- writes

@@ -12,6 +12,19 @@ Patched methods, on whichever of these classes the installed client has:
   ``sparse`` for a sparse vector alone, ``hybrid`` for both;
   ``query_namespaces`` — one span for the merged ranking the call returns (its per-namespace
   queries run inside it and get no spans of their own; ``top_k`` defaults to 10 as in the client);
+* ``search`` / ``search_records`` (the records API of integrated-embedding indexes, pinecone
+  10's flat keyword form or the nested ``query=`` form; no patch where the client lacks them,
+  as 5.1 does) — one retrieval span ``retrieval {index}`` whose set is the ``hits`` in the
+  service's order: ``reranked`` with ``rerank``, ``sparse`` / ``hybrid`` for a ``vector`` with
+  ``sparse_indices``, ``sparse`` for ``match_terms``, else ``dense`` (text ``inputs`` are
+  embedded by the index's hosted model, which the data plane does not name; most are dense).
+  The chunk text is the hit field named first in ``rerank.rank_fields`` (the caller said the
+  text is there), else ``chunk_text`` (the field map ``{"text": "chunk_text"}`` of Pinecone's
+  documentation), else the keys of the metadata rule below. The index's real field map is only
+  on the control plane (``describe_index``) — not looked up: a call to another API per index.
+  Every returned field is the chunk's metadata; ``inputs["text"]`` is the query text. Scores
+  are kept, except that a search without rerank on an index already known to be euclidean
+  (from an earlier ``query``) converts its distances; a search never asks the index;
 * ``upsert`` — an ingestion span ``upsert {index}``;
 * calls with the legacy ``async_req=True`` / ``async_threadpool_executor=True`` (pinecone < 9),
   which return a future instead of a result, are not traced.
@@ -103,6 +116,13 @@ ASYNC_INDEX_CLASSES = (
 #: Modules whose ``ThreadPoolExecutor`` runs the client's own fan-out.
 EXECUTOR_MODULES = ("pinecone.index", "pinecone.grpc")
 
+#: The records API of integrated-embedding indexes (``search_records`` is an alias of ``search``
+#: in pinecone 10; the alias's inner ``search`` call passes through without a span of its own).
+SEARCH_METHODS = ("search", "search_records")
+#: Where an integrated index keeps the chunk text when no rerank field names it: Pinecone's
+#: documented field map ``{"text": "chunk_text"}``, then the keys of ``record_text``.
+SEARCH_TEXT_FIELD = "chunk_text"
+
 #: Keyword arguments of pinecone < 9 that make a call return a future instead of a result.
 LEGACY_ASYNC_KWARGS = ("async_req", "async_threadpool_executor")
 
@@ -132,10 +152,13 @@ class PineconeInstrumentor(VectorStoreInstrumentor):
             "query_namespaces", store.retrieval_wrapper(_describe_namespaces, _namespaces_sets)
         )
         upsert = gate("upsert", store.ingest_wrapper(_describe_upsert))
+        search = gate("search", store.retrieval_wrapper(_describe_search, _search_sets))
         for cls in _classes(SYNC_INDEX_CLASSES):
             self._wrap(cls, "query", query)
             self._wrap(cls, "query_namespaces", namespaces)
             self._wrap(cls, "upsert", upsert)
+            for name in SEARCH_METHODS:  # absent before the records API: _wrap skips them
+                self._wrap(cls, name, search)
         async_query = gate(
             "async query", store.async_retrieval_wrapper(_describe_query, _async_query_sets)
         )
@@ -144,10 +167,15 @@ class PineconeInstrumentor(VectorStoreInstrumentor):
             store.async_retrieval_wrapper(_describe_namespaces, _namespaces_sets),
         )
         async_upsert = gate("async upsert", store.async_ingest_wrapper(_describe_upsert))
+        async_search = gate(
+            "async search", store.async_retrieval_wrapper(_describe_search, _search_sets)
+        )
         for cls in _classes(ASYNC_INDEX_CLASSES):
             self._wrap(cls, "query", async_query)
             self._wrap(cls, "query_namespaces", async_namespaces)
             self._wrap(cls, "upsert", async_upsert)
+            for name in SEARCH_METHODS:
+                self._wrap(cls, name, async_search)
         for module_name in EXECUTOR_MODULES:
             module = _module(module_name)
             executor = getattr(module, "ThreadPoolExecutor", None)
@@ -472,6 +500,88 @@ def _namespaces_sets(
     vector = call_argument(args, kwargs, "vector", 0)
     method = retrieval_method(vector, call_argument(args, kwargs, "sparse_vector", 7))
     return _to_set(_matches(result), metric, method)
+
+
+# --------------------------------------------------------------------------- records search
+
+
+def _search_query(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """Where the query facts are: the legacy ``query=SearchQuery(...)`` / mapping (positional in
+    pinecone 7–9), else the flat keyword arguments of pinecone 10."""
+    legacy = call_argument(args, kwargs, "query", 1)
+    return kwargs if legacy is None else legacy
+
+
+def _describe_search(index: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    top_k = _field(_search_query(args, kwargs), "top_k")
+    return RetrievalRequest(index_name(index_host(index)), positive_int(top_k))
+
+
+def search_method(query: Any, rerank: Any) -> Method:
+    """reranked with ``rerank``; for a ``vector`` dense, sparse (``sparse_indices``) or hybrid;
+    sparse with ``match_terms`` (only sparse models take it); else dense — text ``inputs`` are
+    embedded by the index's model, which the data plane does not name, and integrated indexes
+    are mostly dense."""
+    if rerank is not None:
+        return Method.RERANKED
+    vector = _field(query, "vector")
+    if vector is not None:
+        if isinstance(vector, Sequence) and not isinstance(vector, (str, bytes)):
+            return Method.DENSE  # a plain list of floats
+        if _non_empty(_field(vector, "sparse_indices")):
+            return Method.HYBRID if _non_empty(_field(vector, "values")) else Method.SPARSE
+        return Method.DENSE
+    return Method.SPARSE if _field(query, "match_terms") is not None else Method.DENSE
+
+
+def _search_text_field(rerank: Any) -> str | None:
+    """The field a rerank ranks by: the caller named it as the text of the records."""
+    fields = _field(rerank, "rank_fields")
+    if isinstance(fields, Sequence) and fields and isinstance(fields[0], str):
+        return fields[0]
+    return None
+
+
+def hit_chunk(hit: Any, text_field: str | None, euclidean: bool) -> Chunk:
+    fields = _field(hit, "fields")
+    if not isinstance(fields, Mapping):
+        fields = None
+    text = None
+    if fields is not None:
+        for key in (text_field, SEARCH_TEXT_FIELD):
+            value = fields.get(key) if key else None
+            if isinstance(value, str):
+                text = value
+                break
+        else:
+            text = record_text(fields)
+    score = as_float(_field(hit, "score"))
+    if score is not None and euclidean:
+        score = l2_distance_to_similarity(score)
+    return Chunk(
+        store_id=_field(hit, "id"), text=text, metadata=record_metadata(fields), score=score
+    )
+
+
+def _search_sets(
+    index: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+) -> list[RetrievalSet]:
+    """One set: the hits in the service's order. A euclidean index (known from an earlier
+    query of the same host) returns distances, unless a reranker scored the hits."""
+    query = _search_query(args, kwargs)
+    rerank = call_argument(args, kwargs, "rerank", 2)
+    hits = _field(_field(result, "result"), "hits")
+    hits = list(hits) if isinstance(hits, Sequence) else []
+    euclidean = rerank is None and metric_cache.get(index_host(index)) == EUCLIDEAN
+    text_field = _search_text_field(rerank)
+    inputs_text = _field(_field(query, "inputs"), "text")
+    return [
+        RetrievalSet(
+            [hit_chunk(hit, text_field, euclidean) for hit in hits],
+            inputs_text if isinstance(inputs_text, str) else None,
+            search_method(query, rerank),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- ingestion
