@@ -1,0 +1,159 @@
+"""The LangChain instrumentor's purpose: a real LCEL RAG chain links its answer to its retrieval.
+
+A Chroma retriever (langchain_chroma over an in-memory chromadb) and ChatOpenAI against the
+local responder, through the provenance processor, with no ragprov or OpenTelemetry call in the
+chain. Apart from tests/instrumentation/test_langchain.py so that the oldest-version matrix can
+run that file with langchain-core alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import chromadb
+import pytest
+from chromadb.config import Settings
+from langchain_chroma import Chroma
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import (
+    Runnable,
+    RunnablePassthrough,
+)
+from langchain_openai import ChatOpenAI
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ragprov.demo.embedding import HashingEmbedder
+from ragprov.demo.responder import running_responder
+from ragprov.instrumentation.chromadb import ChromaInstrumentor
+from ragprov.instrumentation.langchain import LangChainInstrumentor
+from ragprov.instrumentation.openai import OpenAIInstrumentor
+from ragprov.processor import ProvenanceSpanProcessor
+
+DOCUMENTS = [
+    Document(
+        id="returns#1",
+        page_content=(
+            "Opened software, gift cards and personalised items cannot be returned. Damaged "
+            "deliveries must be reported within 48 hours with a photograph of the packaging."
+        ),
+    ),
+    Document(
+        id="shipping#0",
+        page_content=(
+            "Standard shipping takes 3 to 5 business days within the European Union and costs "
+            "4.90 euros; orders above 50 euros ship free of charge."
+        ),
+    ),
+]
+COLLECTION = "handbook"
+WORKFLOW = "invoke_workflow RunnableSequence"
+QUESTION = "Which items cannot be returned?"
+ANSWER = "Opened software, gift cards and personalised items cannot be returned."
+PROMPT = ChatPromptTemplate.from_messages(
+    [("human", "Context:\n{context}\n\nQuestion: {question}")]
+)
+
+
+class HashingEmbeddings(Embeddings):
+    """The demo's offline embedder as a LangChain embedding model."""
+
+    embedder = HashingEmbedder(64)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder([text])[0]
+
+
+@dataclass
+class RagChain:
+    """The chain, and its spans as exported after the provenance processor."""
+
+    chain: Runnable[str, str]
+    processor: ProvenanceSpanProcessor
+    exporter: InMemorySpanExporter
+
+    def span(self, name: str) -> ReadableSpan:
+        assert self.processor.force_flush(10_000)
+        spans = self.exporter.get_finished_spans()
+        matching = [span for span in spans if span.name == name]
+        assert len(matching) == 1, [span.name for span in spans]
+        return matching[0]
+
+    def attributes(self, name: str) -> dict[str, Any]:
+        return dict(self.span(name).attributes or {})
+
+
+@pytest.fixture
+def rag_chain() -> Iterator[RagChain]:
+    """The retriever | prompt | ChatOpenAI chain, every instrumentor on a provenance pipeline."""
+    exporter = InMemorySpanExporter()
+    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    instrumentors = (ChromaInstrumentor(), OpenAIInstrumentor(), LangChainInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=provider)
+    store = Chroma(
+        collection_name=COLLECTION,
+        embedding_function=HashingEmbeddings(),
+        client=chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False)),
+        collection_configuration={"hnsw": {"space": "cosine"}},
+    )
+    store.add_documents(DOCUMENTS)
+    with running_responder({QUESTION: ANSWER}) as url:
+        llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
+        retriever = store.as_retriever(search_kwargs={"k": 2})
+        chain = (
+            {
+                "context": retriever
+                | (lambda documents: "\n\n".join(d.page_content for d in documents)),
+                "question": RunnablePassthrough(),
+            }
+            | PROMPT
+            | llm
+            | StrOutputParser()
+        )
+        yield RagChain(chain, processor, exporter)
+    for instrumentor in reversed(instrumentors):
+        instrumentor.uninstrument()
+    store.delete_collection()
+    provider.shutdown()
+
+
+def assert_answer_linked_to_its_retrieval(rag: RagChain) -> None:
+    retrieval = rag.attributes(f"retrieval {COLLECTION}")
+    chat = rag.attributes("chat demo-model")
+    retrieval_set_id = retrieval["rag.retrieval_set_id"]
+    assert chat["rag.ancestor_retrieval_set_ids"] == (retrieval_set_id,)
+    assert chat["rag.lineage_method"] == "content_match"
+    workflow = rag.span(WORKFLOW)
+    assert workflow.parent is None
+    assert workflow.attributes is not None
+    assert workflow.attributes["rag.ancestor_retrieval_set_ids"] == (retrieval_set_id,)
+    assert workflow.attributes["rag.diagnosis"] == chat["rag.diagnosis"]
+
+
+def test_invoke_links_the_answer_to_the_retrieval_of_its_chain(rag_chain: RagChain) -> None:
+    assert rag_chain.chain.invoke(QUESTION) == ANSWER
+
+    assert_answer_linked_to_its_retrieval(rag_chain)
+
+
+def test_astream_links_the_answer_to_the_retrieval_of_its_chain(
+    rag_chain: RagChain, event_loop_runner: Callable[[Any], Any]
+) -> None:
+    async def read() -> str:
+        return "".join([chunk async for chunk in rag_chain.chain.astream(QUESTION)])
+
+    assert event_loop_runner(read()) == ANSWER
+
+    assert_answer_linked_to_its_retrieval(rag_chain)
