@@ -94,3 +94,36 @@ def test_copy_keeps_dropped_event_and_link_counts() -> None:
     assert (exported.dropped_events, exported.dropped_links, len(exported.links)) == (1, 1, 1)
     assert dict(exported.attributes or {})["rag.transformation_type"] == "generation"  # enriched
     pipeline.provider.shutdown()
+
+
+class _RenamedAttributes(BoundedAttributes):
+    """A BoundedAttributes that keeps its items in ``_data`` instead of ``_dict``, as a future SDK
+    might: the processor's shortcut reads and assigns ``_dict``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._data = self.__dict__.pop("_dict")
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+
+def test_the_copy_takes_the_sdk_path_when_the_sdk_keeps_its_items_elsewhere(
+    monkeypatch: Any,
+) -> None:
+    span = _ended_span({}, None, None)
+    span._attributes = _RenamedAttributes(  # type: ignore[attr-defined]
+        attributes={"gen_ai.operation.name": "chat"}, immutable=True
+    )
+    monkeypatch.setattr("ragprov.processor.BoundedAttributes", _RenamedAttributes)
+
+    attributes, not_added = _merge_attributes(span, {"rag.diagnosis": "healthy"})
+
+    assert dict(attributes.items()) == {"gen_ai.operation.name": "chat", "rag.diagnosis": "healthy"}
+    assert not_added == 0
