@@ -221,19 +221,13 @@ def _grounding(
         tool_provided_data=tool_data,
         usable_data=usable,
         evidence_used=evidence_used,
-        source_to_response_ratio=(
-            source_to_response_ratio(output, [*chunks, *known_tools])
-            if known_tools or source_token_count is None
-            else _ratio(output, source_token_count)
+        source_to_response_ratio=source_to_response_ratio(
+            output,
+            [*chunks, *known_tools],
+            # the known count covers the chunks only
+            source_token_count=None if known_tools else source_token_count,
         ),
     )
-
-
-def _ratio(output: TextFingerprint | None, source_token_count: int) -> float | None:
-    """:func:`source_to_response_ratio` when the sources' distinct token count is known."""
-    if output is None or source_token_count == 0:
-        return None
-    return output.token_count / source_token_count
 
 
 def signals_from_text(

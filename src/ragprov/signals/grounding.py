@@ -173,19 +173,23 @@ def _is_empty(value: Any) -> bool:
 
 
 def source_to_response_ratio(
-    response: TextFingerprint | None, sources: Sequence[TextFingerprint | None]
+    response: TextFingerprint | None,
+    sources: Sequence[TextFingerprint | None],
+    *,
+    source_token_count: int | None = None,
 ) -> float | None:
     """Distinct distinctive tokens of ``response`` / those of all ``sources`` together.
 
     None when the response is unknown or the sources have no distinctive tokens. Above 1 means the
-    answer says more (in distinct terms) than all of its evidence.
+    answer says more (in distinct terms) than all of its evidence. ``source_token_count``, when
+    the caller already knows that count for ``sources``, is used instead of counting again.
     """
     if response is None:
         return None
-    hashes = [source.hashes for source in sources if source is not None and source.token_count]
-    if not hashes:
-        return None
-    return response.token_count / _distinct_count(hashes)
+    if source_token_count is None:
+        hashes = [source.hashes for source in sources if source is not None and source.token_count]
+        source_token_count = _distinct_count(hashes) if hashes else 0
+    return response.token_count / source_token_count if source_token_count else None
 
 
 def _distinct_count(arrays: list[HashArray]) -> int:
