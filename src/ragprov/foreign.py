@@ -119,6 +119,15 @@ def is_generation(attributes: Mapping[str, Any]) -> bool:
     )
 
 
+def is_embeddings(attributes: Mapping[str, Any]) -> bool:
+    """An embeddings span: an LLM instrumentor adds no span of its own beside it."""
+    return (
+        attributes.get(GEN_AI_OPERATION_NAME) == "embeddings"
+        or attributes.get(OPENINFERENCE_SPAN_KIND) == "EMBEDDING"
+        or attributes.get(OPENLLMETRY_REQUEST_TYPE) == "embedding"
+    )
+
+
 def retrieval_documents(attributes: Mapping[str, Any]) -> list[ForeignDocument]:
     """Documents of a foreign retrieval span, in rank order; empty when none are recorded."""
     official = attributes.get("gen_ai.retrieval.documents")

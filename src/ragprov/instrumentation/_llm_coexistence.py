@@ -122,13 +122,9 @@ def _is_foreign_llm_span(span: Span, operation: str) -> bool:
     attributes = getattr(span, "attributes", None)
     if not isinstance(attributes, Mapping) or attrs.RAG_STEP_ID in attributes:
         return False
-    if operation != EMBEDDINGS_OPERATION:
-        return foreign.is_generation(attributes)
-    return (
-        attributes.get(foreign.GEN_AI_OPERATION_NAME) == EMBEDDINGS_OPERATION
-        or attributes.get(foreign.OPENINFERENCE_SPAN_KIND) == "EMBEDDING"
-        or attributes.get(foreign.OPENLLMETRY_REQUEST_TYPE) == "embedding"
-    )
+    if operation == EMBEDDINGS_OPERATION:
+        return foreign.is_embeddings(attributes)
+    return foreign.is_generation(attributes)
 
 
 def _span_in_frames(hidden: tuple[SpanInFrame, ...]) -> Span | None:
