@@ -408,9 +408,7 @@ def _merge_attributes(
     maxlen = None if bounded is None else bounded.maxlen
     # The SDK's own dict holds values it has already cleaned; the read-only proxy around it
     # would copy them item by item through Python-level look-ups.
-    own_dict = getattr(bounded, "_dict", None)
-    existing = own_dict if isinstance(own_dict, dict) else (span.attributes or {})
-    merged: dict[str, Any] = dict(existing)
+    merged: dict[str, Any] = dict(attribute_table(span))
     not_added = 0
     added: list[str] = []
     for key, value in extra.items():
