@@ -92,10 +92,13 @@ def resolver(calls: list[int], texts: tuple[str | None, ...] = ("a", None)) -> A
 def test_deferred_retrieval_is_built_once_on_first_access(tracer: Tracer) -> None:
     span = tracer.start_span("retrieval")
     calls: list[int] = []
-    assert sidechannel.record_deferred_retrieval(span, resolver(calls), query_texts=["q"])
+    assert sidechannel.record_deferred_retrieval(
+        span, resolver(calls), retrieval_set_id="set-1", query_texts=["q"]
+    )
     payload = sidechannel.take(*key(span))
     assert isinstance(payload, sidechannel.RetrievalPayload)
     assert payload.deferred
+    assert payload.retrieval_set_id == "set-1"
     assert calls == []
     assert payload.chunk_texts == ("a", None)
     assert payload.envelope.chunk_ids == ()
@@ -106,7 +109,9 @@ def test_deferred_retrieval_is_built_once_on_first_access(tracer: Tracer) -> Non
 
 def test_deferred_retrieval_is_refused_without_a_consumer(tracer: Tracer) -> None:
     calls: list[int] = []
-    assert not sidechannel.record_deferred_retrieval(tracer.start_span("r"), resolver(calls))
+    assert not sidechannel.record_deferred_retrieval(
+        tracer.start_span("r"), resolver(calls), retrieval_set_id="set-1"
+    )
     assert calls == []
 
 
@@ -114,7 +119,9 @@ def test_deferred_retrieval_is_refused_without_a_consumer(tracer: Tracer) -> Non
 def test_deferred_retrieval_evicted_at_once_is_refused(tracer: Tracer) -> None:
     sidechannel.configure_bounds(max_chars=10)
     span = tracer.start_span("retrieval")
-    assert not sidechannel.record_deferred_retrieval(span, resolver([]), chars=11)
+    assert not sidechannel.record_deferred_retrieval(
+        span, resolver([]), retrieval_set_id="set-1", chars=11
+    )
     assert sidechannel.take(*key(span)) is None
 
 

@@ -211,6 +211,9 @@ class ProvenanceSpanProcessor(SpanProcessor):
             from_baggage=from_baggage,
         )
         retrieval_set_id = span_attributes.get(attrs.RAG_RETRIEVAL_SET_ID)
+        if isinstance(payload, sidechannel.RetrievalPayload) and payload.retrieval_set_id:
+            # A deferred retrieval: its set id travels with the rows; the worker exports it.
+            retrieval_set_id = payload.retrieval_set_id
         if isinstance(retrieval_set_id, str) or foreign.is_retrieval(span_attributes):
             item.role = RETRIEVAL
             if isinstance(retrieval_set_id, str):

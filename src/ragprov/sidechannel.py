@@ -64,10 +64,19 @@ class RetrievalPayload:
     Either complete (``envelope``, ``chunk_texts``, ``embeddings`` given) or *deferred*: a
     ``resolve`` function that builds them from the rows the store returned, called once, on the
     first access to any of the three (on the processor's worker). A deferred payload's envelope
-    is not on the span yet: the worker exports its attributes.
+    is not on the span yet: the worker exports its attributes, and ``retrieval_set_id`` (known
+    when the payload is handed over) tells the processor which set the span carries.
     """
 
-    __slots__ = ("_chunk_texts", "_embeddings", "_envelope", "_resolve", "deferred", "query_texts")
+    __slots__ = (
+        "_chunk_texts",
+        "_embeddings",
+        "_envelope",
+        "_resolve",
+        "deferred",
+        "query_texts",
+        "retrieval_set_id",
+    )
 
     def __init__(
         self,
@@ -77,8 +86,10 @@ class RetrievalPayload:
         query_texts: tuple[str, ...] = (),
         *,
         resolve: Callable[[], ResolvedRetrieval] | None = None,
+        retrieval_set_id: str | None = None,
     ) -> None:
         self._envelope = envelope
+        self.retrieval_set_id = retrieval_set_id
         self._chunk_texts = chunk_texts
         self._embeddings = embeddings
         self.query_texts = query_texts
@@ -273,15 +284,18 @@ def record_deferred_retrieval(
     span: Span,
     resolve: Callable[[], ResolvedRetrieval],
     *,
+    retrieval_set_id: str,
     query_texts: Iterable[str] = (),
     chars: int = 0,
 ) -> bool:
     """Hand the processor a retrieval whose envelope its worker builds by calling ``resolve``.
 
     ``resolve`` must only read data that the caller can no longer change (copies, immutable
-    tables). ``chars`` estimates the text it holds, for the pending-text bound. Returns whether
-    the payload was kept: when it was not (no processor, a non-recording span), the caller must
-    put the envelope on the span itself.
+    tables), and build the envelope of ``retrieval_set_id``: the span need not carry any
+    ``rag.*`` attribute, as the processor takes the set id from here and the worker exports
+    the envelope's attributes. ``chars`` estimates the text it holds, for the pending-text
+    bound. Returns whether the payload was kept: when it was not (no processor, a non-recording
+    span), the caller must put the envelope on the span itself.
     """
     key = _key(span)
     if key is None:
@@ -291,7 +305,9 @@ def record_deferred_retrieval(
         if query_texts:  # usually empty (a dense query): skip building and counting nothing
             queries = tuple(query for query in query_texts if isinstance(query, str))
             chars += sum(len(query) for query in queries)
-        payload = RetrievalPayload(None, query_texts=queries, resolve=resolve)
+        payload = RetrievalPayload(
+            None, query_texts=queries, resolve=resolve, retrieval_set_id=retrieval_set_id
+        )
         return _registry.put(key, payload, chars)
     except Exception:
         _logger.debug("ragprov: could not record a deferred retrieval payload", exc_info=True)

@@ -42,8 +42,6 @@ REQUEST_KEYS = {
     "db.system.name",
     "gen_ai.data_source.id",
     "gen_ai.retrieval.top_k",
-    "rag.retrieval_set_id",
-    "rag.retrieval_method",
 }
 
 
@@ -133,6 +131,7 @@ class Run:
     inline: ReadableSpan  # no provenance processor: everything computed inline
     ended: ReadableSpan  # deferred, as the application thread ended it
     exported: ReadableSpan  # deferred, as ragprov's processor exported it
+    scope: tuple[lineage.ScopeEntry, ...]  # the deferred run's lineage scope after the query
 
 
 def run_both(instrumentor_class: type[PatchingInstrumentor[Any]], query: Query) -> Run:
@@ -146,12 +145,14 @@ def run_both(instrumentor_class: type[PatchingInstrumentor[Any]], query: Query) 
     deferred_provider.add_span_processor(
         ProvenanceSpanProcessor(SimpleSpanProcessor(exported_exporter))
     )
+    scope: tuple[lineage.ScopeEntry, ...] = ()
     for provider in (inline_provider, deferred_provider):
         instrumentor = instrumentor_class()
         instrumentor.instrument(tracer_provider=provider)
         try:
             with lineage.new_scope():
                 query()
+                scope = lineage.scope_snapshot()
         finally:
             instrumentor.uninstrument()
     deferred_provider.force_flush()
@@ -159,7 +160,7 @@ def run_both(instrumentor_class: type[PatchingInstrumentor[Any]], query: Query) 
     (inline,) = inline_exporter.get_finished_spans()
     (ended,) = ended_exporter.get_finished_spans()
     (exported,) = exported_exporter.get_finished_spans()
-    return Run(inline, ended, exported)
+    return Run(inline, ended, exported, scope)
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -189,10 +190,11 @@ def test_exported_provenance_equals_the_inline_computation(store_run: Run) -> No
     assert {key: exported[key] for key in inline} == inline
 
 
-def test_exported_set_id_is_the_one_the_application_thread_set(store_run: Run) -> None:
-    set_id = store_run.ended.attributes["rag.retrieval_set_id"]  # type: ignore[index]
+def test_exported_set_id_is_the_one_the_lineage_scope_recorded(store_run: Run) -> None:
+    (entry,) = store_run.scope  # what links a later step in the same context to this set
+    set_id = store_run.exported.attributes["rag.retrieval_set_id"]  # type: ignore[index]
     assert uuid.UUID(str(set_id)).version == 7
-    assert store_run.exported.attributes["rag.retrieval_set_id"] == set_id  # type: ignore[index]
+    assert (entry.kind, entry.record_id) == (lineage.RETRIEVAL, set_id)
 
 
 def test_exported_chunk_set_hash_matches_the_exported_ids(store_run: Run) -> None:

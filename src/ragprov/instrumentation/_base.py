@@ -18,10 +18,10 @@ result's rows). Everything else lives here:
 **Where the provenance is computed.** When the span goes to a running
 :class:`~ragprov.processor.ProvenanceSpanProcessor` (one of its provider's processors, with room
 in its queue) and content capture is off, the application thread puts only the request-level
-facts on the span (store attributes, ``rag.retrieval_set_id``, ``rag.retrieval_method``,
-``rag.step_id``, a batch set's ``top_k``) and hands the rows to the processor
+facts on the span (store attributes, a batch set's ``top_k``) and hands the rows, with the set's
+new ``rag.retrieval_set_id`` and the current ``rag.step_id``, to the processor
 (:func:`ragprov.sidechannel.record_deferred_retrieval`); the worker reads the chunks, builds the
-envelope and exports its attributes (``Enricher._retrieval``). Otherwise — the instrumentor feeding
+envelope and exports all of its attributes (``Enricher._retrieval``). Otherwise — the instrumentor feeding
 another pipeline, content capture on (``gen_ai.retrieval.documents`` needs the chunk ids), a full
 queue, a payload the side channel refused — the envelope is built inline before the span ends,
 as the span then has to be self-contained. The exported attributes are the same either way.
@@ -128,6 +128,10 @@ pass through without a span."""
 
 # --------------------------------------------------------------------------- data
 
+# The records made per call on the application thread (RetrievalRequest, RetrievalSet and the
+# library modules' result shapes) are treated as immutable but are not frozen dataclasses: a
+# frozen dataclass's __init__ sets each field through object.__setattr__, about twice the cost.
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -146,7 +150,7 @@ ChunkReader = Callable[[], Sequence[Chunk]]
 it must only hold data the application can no longer change (copies, immutable tables)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetrievalSet:
     """The result of one query of a call."""
 
@@ -165,7 +169,7 @@ class RetrievalSet:
         return self.chunks() if callable(self.chunks) else self.chunks
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetrievalRequest:
     """What is known about a retrieval call before it runs."""
 
@@ -380,35 +384,49 @@ def _apply_retrieval_set(
     )
 
 
-def _defer_retrieval_set(
-    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, step_id: str | None
-) -> bool:
-    """Put the request-level facts on the span and hand the rows to the processor, whose worker
-    builds the envelope and exports its attributes. False when the side channel did not keep
-    the payload (the caller then works inline)."""
-    retrieval_set_id = ids.new_retrieval_set_id()
-    timestamp_ns = time.time_ns()
+@dataclass(slots=True)
+class _DeferredEnvelope:
+    """Builds a deferred set's envelope on the worker (a :data:`sidechannel.ResolvedRetrieval`
+    function). An object rather than a closure: it is one object for the garbage collector to
+    trace while it waits for the worker, where a closure is a function, a tuple and five cells.
+    """
 
-    def resolve() -> sidechannel.ResolvedRetrieval:
-        timestamp = datetime.fromtimestamp(timestamp_ns / 1e9, timezone.utc)
+    retrieval_set: RetrievalSet
+    data_source_id: str | None
+    step_id: str | None
+    retrieval_set_id: str
+    timestamp_ns: int
+
+    def __call__(self) -> sidechannel.ResolvedRetrieval:
+        timestamp = datetime.fromtimestamp(self.timestamp_ns / 1e9, timezone.utc)
         envelope, chunks = _envelope(
-            retrieval_set, data_source_id, step_id, retrieval_set_id, timestamp
+            self.retrieval_set, self.data_source_id, self.step_id, self.retrieval_set_id, timestamp
         )
         return envelope, [chunk.text for chunk in chunks], _embeddings(chunks)
 
+
+def _defer_retrieval_set(
+    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, step_id: str | None
+) -> bool:
+    """Hand the rows to the processor, whose worker builds the envelope and exports its
+    attributes. False when the side channel did not keep the payload (the caller then works
+    inline)."""
+    retrieval_set_id = ids.new_retrieval_set_id()
+    resolve = _DeferredEnvelope(
+        retrieval_set, data_source_id, step_id, retrieval_set_id, time.time_ns()
+    )
     if not sidechannel.record_deferred_retrieval(
-        span, resolve, query_texts=_query_texts(retrieval_set), chars=retrieval_set.text_chars
+        span,
+        resolve,
+        retrieval_set_id=retrieval_set_id,
+        query_texts=_query_texts(retrieval_set),
+        chars=retrieval_set.text_chars,
     ):
         return False
-    attributes: dict[str, AttributeValue] = {
-        attrs.RAG_RETRIEVAL_SET_ID: retrieval_set_id,
-        attrs.RAG_RETRIEVAL_METHOD: retrieval_set.retrieval_method.value,
-    }
-    if step_id is not None:
-        attributes[attrs.RAG_STEP_ID] = step_id
+    # rag.retrieval_set_id, rag.retrieval_method and rag.step_id are in the envelope, which the
+    # worker exports: setting them here too would cost the application thread for nothing.
     if retrieval_set.top_k is not None:
-        attributes[GEN_AI_RETRIEVAL_TOP_K] = retrieval_set.top_k
-    span.set_attributes(attributes)
+        span.set_attribute(GEN_AI_RETRIEVAL_TOP_K, retrieval_set.top_k)
     return True
 
 

@@ -139,7 +139,7 @@ def _describe_query(
     return RetrievalRequest(_name(collection), positive_int(n_results))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Columns:
     """The columns of one query's result, copied (chromadb returns them as plain lists the
     caller owns), so that :meth:`chunks` can run later on the processor's worker."""

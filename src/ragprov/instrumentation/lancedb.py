@@ -266,7 +266,7 @@ def _result_chunks(result: Any, vector_column: str, metric: str | None) -> list[
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _ResultShape:
     """What a query says about its result: where the vectors are, how to read the scores
     (``None``: no scores, ``""``: kept as they are), the query text and the method."""

@@ -118,7 +118,7 @@ def _vector(vector: Any, using: str | None) -> Any:
 # --------------------------------------------------------------------------- queries
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Query:
     """One qdrant query of a call, as far as provenance is concerned."""
 
@@ -419,36 +419,52 @@ def _payload_copy(payload: Any) -> dict[str, Any] | None:
     return dict(payload) if isinstance(payload, Mapping) else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Points:
-    """One query's points, kept for :meth:`chunks` (which may run on the processor's worker):
-    the application thread only copies the list and each payload's top level."""
+_Row = tuple[Any, Any, Any, "dict[str, Any] | None"]  # (id, score, vector, payload copy)
 
-    points: tuple[Any, ...]
-    payloads: list[dict[str, Any] | None]
+
+@dataclass(slots=True)
+class _Points:
+    """One query's points, kept for :meth:`chunks` (which may run on the processor's worker).
+
+    The application thread copies each point's id, score, vector and payload top level into a
+    tuple rather than keeping the caller's point objects alive: a pydantic point is several
+    objects the garbage collector would trace until the worker is done with them.
+    """
+
+    rows: list[_Row]
     scored: bool  # False: unscored records (retrieve, scroll)
     using: str | None
     convert: bool  # scores are distances (Euclid, Manhattan): 1 / (1 + d)
 
     @classmethod
     def read(cls, query: _Query, convert: bool) -> _Points:
-        points = tuple(query.points)
-        payloads = [_payload_copy(getattr(point, "payload", None)) for point in points]
-        return cls(points, payloads, query.scored, query.using, convert)
+        rows: list[_Row] = []
+        for point in query.points:
+            payload = getattr(point, "payload", None)
+            rows.append(
+                (
+                    getattr(point, "id", None),
+                    getattr(point, "score", None),
+                    getattr(point, "vector", None),
+                    # dict.copy inline: the common case, without a call per point
+                    payload.copy() if type(payload) is dict else _payload_copy(payload),
+                )
+            )
+        return cls(rows, query.scored, query.using, convert)
 
     def chunks(self) -> list[Chunk]:
         chunks = []
-        for point, payload in zip(self.points, self.payloads, strict=True):
-            score = as_float(getattr(point, "score", None)) if self.scored else None
+        for point_id, raw_score, vector, payload in self.rows:
+            score = as_float(raw_score) if self.scored else None
             if self.convert and score is not None:
                 score = l2_distance_to_similarity(score)
             chunks.append(
                 Chunk(
-                    store_id=getattr(point, "id", None),
+                    store_id=point_id,
                     text=payload_text(payload),
                     metadata=payload_metadata(payload),
                     score=score,
-                    embedding=_vector(getattr(point, "vector", None), self.using),
+                    embedding=_vector(vector, self.using),
                 )
             )
         return chunks
