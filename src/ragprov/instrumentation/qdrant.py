@@ -419,42 +419,40 @@ def _payload_copy(payload: Any) -> dict[str, Any] | None:
     return dict(payload) if isinstance(payload, Mapping) else None
 
 
-_Row = tuple[Any, Any, Any, "dict[str, Any] | None"]  # (id, score, vector, payload copy)
-
-
 @dataclass(slots=True)
 class _Points:
     """One query's points, kept for :meth:`chunks` (which may run on the processor's worker).
 
-    The application thread copies each point's id, score, vector and payload top level into a
-    tuple rather than keeping the caller's point objects alive: a pydantic point is several
-    objects the garbage collector would trace until the worker is done with them.
+    The application thread copies each point's id, score, vector and payload top level into one
+    flat list (four items per point) rather than keeping the caller's point objects alive: a
+    pydantic point is several objects, and a tuple per point one more, that the garbage
+    collector would trace until the worker is done with them.
     """
 
-    rows: list[_Row]
+    fields: list[Any]  # id, score, vector, payload copy; id, score, …
     scored: bool  # False: unscored records (retrieve, scroll)
     using: str | None
     convert: bool  # scores are distances (Euclid, Manhattan): 1 / (1 + d)
 
     @classmethod
     def read(cls, query: _Query, convert: bool) -> _Points:
-        rows: list[_Row] = []
+        fields: list[Any] = []
         for point in query.points:
             payload = getattr(point, "payload", None)
-            rows.append(
-                (
-                    getattr(point, "id", None),
-                    getattr(point, "score", None),
-                    getattr(point, "vector", None),
-                    # dict.copy inline: the common case, without a call per point
-                    payload.copy() if type(payload) is dict else _payload_copy(payload),
-                )
+            fields += (
+                getattr(point, "id", None),
+                getattr(point, "score", None),
+                getattr(point, "vector", None),
+                # dict.copy inline: the common case, without a call per point
+                payload.copy() if type(payload) is dict else _payload_copy(payload),
             )
-        return cls(rows, query.scored, query.using, convert)
+        return cls(fields, query.scored, query.using, convert)
 
     def chunks(self) -> list[Chunk]:
         chunks = []
-        for point_id, raw_score, vector, payload in self.rows:
+        fields = self.fields
+        for index in range(0, len(fields), 4):
+            point_id, raw_score, vector, payload = fields[index : index + 4]
             score = as_float(raw_score) if self.scored else None
             if self.convert and score is not None:
                 score = l2_distance_to_similarity(score)
