@@ -68,8 +68,13 @@ from typing import Any
 
 import numpy as np
 from _support import NoopExporter, PausedWorker
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.trace import SpanKind
 
 from ragprov import ids
@@ -289,7 +294,7 @@ class SpanOnly:
 
 def floor_mode(target: Target, store: str) -> Mode:
     exporter = NoopExporter()
-    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    processor = ProvenanceSpanProcessor(export_processor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
     return Mode("floor", SpanOnly(target, store), provider, exporter, processor)
@@ -300,10 +305,26 @@ def load(location: tuple[str, str]) -> Any:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+#: The export processor behind each instrumentation (``--pipeline``): ``simple`` exports each
+#: span as it ends and keeps nothing (the cheapest pipeline there is for OpenLLMetry's spans);
+#: ``batch`` is what ``opentelemetry-instrument`` installs, which keeps ended spans until it
+#: exports a batch (every 5 s or 512 spans), so the garbage collector traces them meanwhile.
+PIPELINES: dict[str, Callable[[SpanExporter], SpanProcessor]] = {
+    "simple": SimpleSpanProcessor,
+    "batch": BatchSpanProcessor,
+}
+export_processor = PIPELINES["simple"]
+#: ``--openllmetry-through-ragprov``: OpenLLMetry's spans also go through a
+#: ``ProvenanceSpanProcessor``, as they do in an application that runs both (ragprov's distro
+#: puts its processor in front of every span): the two instrumentations then differ only in
+#: what they do themselves, not in their pipeline.
+openllmetry_through_ragprov = False
+
+
 def modes_for(store: str) -> tuple[list[Mode], str | None]:
     modes = [Mode("bare")]
     exporter = ProvenanceCountingExporter()
-    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    processor = ProvenanceSpanProcessor(export_processor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
     modes.append(Mode("ragprov", load(RAGPROV[store])(), provider, exporter, processor))
@@ -313,8 +334,13 @@ def modes_for(store: str) -> tuple[list[Mode], str | None]:
         return modes, f"OpenLLMetry's {OPENLLMETRY[store][0]} is not installed: row skipped"
     exporter = NoopExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    modes.append(Mode("openllmetry", openllmetry(), provider, exporter))
+    theirs: ProvenanceSpanProcessor | None = None
+    if openllmetry_through_ragprov:
+        theirs = ProvenanceSpanProcessor(export_processor(exporter))
+        provider.add_span_processor(theirs)
+    else:
+        provider.add_span_processor(export_processor(exporter))
+    modes.append(Mode("openllmetry", openllmetry(), provider, exporter, theirs))
     return modes, None
 
 
@@ -344,6 +370,8 @@ def run_round(mode: Mode, target: Target, queries: list[list[float]], calls: int
         gc.collect()
         with PausedWorker(mode.processor):
             mode.samples.append(timed(target, queries, calls))
+        if mode.provider is not None:
+            mode.provider.force_flush()  # a batch pipeline's pending spans, off the clock
         if mode.exporter is not None:
             mode.spans += mode.exporter.count - before
             mode.calls += calls
@@ -563,9 +591,23 @@ def main(argv: list[str]) -> int:
         help="cpu: time the application thread's CPU time (robust on a loaded machine)",
     )
     parser.add_argument("--calls", type=int, help="queries per round, default 300 (100 quick)")
+    parser.add_argument(
+        "--pipeline",
+        choices=list(PIPELINES),
+        default="simple",
+        help="the export processor behind both instrumentations (batch: as "
+        "opentelemetry-instrument sets up)",
+    )
+    parser.add_argument(
+        "--openllmetry-through-ragprov",
+        action="store_true",
+        help="OpenLLMetry's spans also go through a ProvenanceSpanProcessor (both running)",
+    )
     args = parser.parse_args(argv)
-    global clock
+    global clock, export_processor, openllmetry_through_ragprov
     clock = CLOCKS[args.clock]
+    export_processor = PIPELINES[args.pipeline]
+    openllmetry_through_ragprov = args.openllmetry_through_ragprov
     rounds, calls = (5, 100) if args.quick else (15, 300)
     rounds, calls = args.rounds or rounds, args.calls or calls
     data = corpus()
@@ -573,7 +615,9 @@ def main(argv: list[str]) -> int:
     print(
         f"ragprov vector-store benchmark, Python {sys.version.split()[0]}, quick={args.quick}, "
         f"k={K}, {DOCS} chunks, dim {DIM}, {rounds} rounds x {calls} queries, "
-        f"clock {args.clock}, load average at start {load_avg:.2f}"
+        f"clock {args.clock}, pipeline {args.pipeline}"
+        f"{' (OpenLLMetry through ragprov)' if openllmetry_through_ragprov else ''}, "
+        f"load average at start {load_avg:.2f}"
     )
     if args.profile:
         profile(args.profile, data, calls * 3)
