@@ -147,8 +147,18 @@ def _in_background_loop() -> bool:
     return threading.current_thread() is getattr(loop, "thread", None)
 
 
-def _class_names(instance: Any) -> set[str]:
-    return {cls.__name__ for cls in type(instance).__mro__}
+#: Query builder class → the names of its classes (asked twice per query; a handful of classes).
+_type_names: dict[type, frozenset[str]] = {}
+
+
+def _class_names(instance: Any) -> frozenset[str]:
+    cls = type(instance)
+    names = _type_names.get(cls)
+    if names is None:
+        if len(_type_names) >= 256:  # classes made at run time: stay bounded
+            _type_names.clear()
+        names = _type_names[cls] = frozenset(base.__name__ for base in cls.__mro__)
+    return names
 
 
 def _table_name(table: Any) -> str | None:
