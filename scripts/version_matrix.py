@@ -51,6 +51,9 @@ STORES = {
     "langchain": "langchain-core",
 }
 
+#: store module → its test files beside ``test_{store}.py`` (they need the same client alone).
+MORE_TESTS = {"langchain": ("test_langchain_retriever.py",)}
+
 
 def environment_pins(store: str, version: str) -> list[str]:
     """Extra pins a user of that client version needs anyway (not ragprov's requirements)."""
@@ -166,7 +169,10 @@ def run_store(store: str, version: str, cache: Path, python: str) -> Outcome:
         "-q",
         "-p",
         "no:cacheprovider",
-        str((TESTS / f"test_{store}.py").relative_to(ROOT)),
+        *(
+            str((TESTS / name).relative_to(ROOT))
+            for name in (f"test_{store}.py", *MORE_TESTS.get(store, ()))
+        ),
     ]
     code, output = run(command, env / LOG_NAME)
     test_s = time.perf_counter() - started

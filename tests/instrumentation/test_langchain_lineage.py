@@ -2,8 +2,9 @@
 
 A Chroma retriever (langchain_chroma over an in-memory chromadb) and ChatOpenAI against the
 local responder, through the provenance processor, with no ragprov or OpenTelemetry call in the
-chain. Apart from tests/instrumentation/test_langchain.py so that the oldest-version matrix can
-run that file with langchain-core alone.
+chain; and the retriever span that chromadb's call enriches rather than opening a second one.
+Apart from tests/instrumentation/test_langchain.py and test_langchain_retriever.py so that the
+oldest-version matrix can run those files with langchain-core alone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ragprov import ids
 from ragprov.demo.embedding import HashingEmbedder
 from ragprov.demo.responder import running_responder
 from ragprov.instrumentation.chromadb import ChromaInstrumentor
@@ -157,3 +159,57 @@ def test_astream_links_the_answer_to_the_retrieval_of_its_chain(
     assert event_loop_runner(read()) == ANSWER
 
     assert_answer_linked_to_its_retrieval(rag_chain)
+
+
+# ----------------------------------------------------------------------------- retriever spans
+
+
+@pytest.fixture
+def chroma_retriever(
+    tracer_provider: TracerProvider, unique_name: Callable[[str], str]
+) -> Iterator[Any]:
+    """A Chroma retriever, chromadb and LangChain instrumented, on a plain SDK pipeline."""
+    instrumentors = (ChromaInstrumentor(), LangChainInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=tracer_provider)
+    store = Chroma(
+        collection_name=unique_name(COLLECTION),
+        embedding_function=HashingEmbeddings(),
+        client=chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False)),
+        collection_configuration={"hnsw": {"space": "cosine"}},
+    )
+    store.add_documents(DOCUMENTS)
+    yield store.as_retriever(search_kwargs={"k": 2})
+    store.delete_collection()
+    for instrumentor in reversed(instrumentors):
+        instrumentor.uninstrument()
+
+
+def test_chroma_call_enriches_the_retriever_span_instead_of_opening_a_second_one(
+    chroma_retriever: Any, exporter: InMemorySpanExporter
+) -> None:
+    exporter.clear()  # the ingestion span of add_documents
+    documents = chroma_retriever.invoke(QUESTION)
+
+    (span,) = exporter.get_finished_spans()
+    collection = chroma_retriever.vectorstore._collection.name
+    assert span.name == f"retrieval {collection}"  # renamed after the store's collection
+    found = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in (span.attributes or {}).items()
+    }
+    chunk_ids = [ids.content_hash(document.page_content) for document in documents]
+    assert found.pop("rag.chunk_ids") == chunk_ids
+    assert found.pop("rag.chunk_set_hash") == ids.chunk_set_hash(chunk_ids)
+    assert isinstance(found.pop("rag.retrieval_set_id"), str)
+    scores = found.pop("rag.chunk_scores")  # chromadb's distances, as similarities
+    assert len(scores) == 2
+    assert scores[0] >= scores[1]
+    assert found == {
+        "gen_ai.operation.name": "retrieval",
+        "gen_ai.data_source.id": collection,
+        "db.system.name": "chromadb",
+        "gen_ai.retrieval.top_k": 2,
+        "rag.chunk_id_method": "content_hash",
+        "rag.retrieval_method": "dense",
+    }

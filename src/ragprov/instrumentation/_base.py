@@ -21,12 +21,13 @@ in its queue) and content capture is off, the application thread puts only the r
 facts on the span (store attributes, a batch set's ``top_k``) and hands the rows, with the set's
 new ``rag.retrieval_set_id`` and the current ``rag.step_id``, to the processor
 (:func:`ragprov.sidechannel.record_deferred_retrieval`); the worker reads the chunks, builds the
-envelope and exports all of its attributes (``Enricher._retrieval``). Otherwise — the instrumentor feeding
-another pipeline, content capture on (``gen_ai.retrieval.documents`` needs the chunk ids), a full
-queue, a payload the side channel refused — the envelope is built inline before the span ends,
-as the span then has to be self-contained. The exported attributes are the same either way.
-Nothing on the application thread needs the chunk ids: the lineage scope keys a retrieval by its
-set id. A :data:`ChunkReader` therefore holds only data the caller can no longer change.
+envelope and exports all of its attributes (``Enricher._retrieval``). Otherwise — the
+instrumentor feeding another pipeline, content capture on (``gen_ai.retrieval.documents`` needs
+the chunk ids), a full queue, a payload the side channel refused — the envelope is built inline
+before the span ends, as the span then has to be self-contained. The exported attributes are
+the same either way. Nothing on the application thread needs the chunk ids: the lineage scope
+keys a retrieval by its set id. A :data:`ChunkReader` therefore holds only data the caller can
+no longer change.
 
 **Batch queries.** A call that runs several queries (chromadb ``query`` with several embeddings,
 qdrant ``query_batch_points``) yields one retrieval set per query, and the provenance processor

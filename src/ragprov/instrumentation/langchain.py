@@ -1,4 +1,5 @@
-"""Instrumentation of LangChain (``langchain-core``): one workflow span around a chain's run.
+"""Instrumentation of LangChain (``langchain-core``): one workflow span around a chain's run,
+and one retrieval span per retriever call (:mod:`ragprov.instrumentation._langchain_retriever`).
 
 LangChain runs every step of a chain in a *copy* of the caller's context, and the branches of a
 ``RunnableParallel`` in worker threads, so what one step leaves in its context (the retrieval
@@ -26,8 +27,9 @@ Only the outermost run opens a span: a chain run inside another one (a step, a f
 ``RunnableLambda``) finds the context key this span sets and runs untraced. A run started under
 an application span (a web request) opens its span as that span's child: the boundary of the
 chain within the request. A stream's span ends when the stream is exhausted, fails, is closed or
-garbage-collected. A bare model or retriever call (``llm.invoke``) opens no span: it runs in the
-caller's context and links like any direct client call.
+garbage-collected. A bare model or retriever call (``llm.invoke``) opens no workflow span: it
+runs in the caller's context and links like any direct client call (a retriever call still gets
+its retrieval span).
 
 Usage: ``LangChainInstrumentor().instrument(tracer_provider=...)`` or ``opentelemetry-instrument``
 (entry point ``ragprov_langchain``).
@@ -67,7 +69,8 @@ _ENTRY_POINTS = ("invoke", "ainvoke", "batch", "abatch", "stream", "astream")
 
 
 class LangChainInstrumentor(PatchingInstrumentor[trace.Tracer]):
-    """A workflow span around the outermost run of a LangChain chain."""
+    """A workflow span around the outermost run of a LangChain chain; a retrieval span around
+    each retriever call."""
 
     library = "langchain"
 
@@ -99,6 +102,15 @@ class LangChainInstrumentor(PatchingInstrumentor[trace.Tracer]):
                 # would patch the base class, i.e. every runnable.
                 if method in vars(owner):
                     self._wrap(owner, method, wrappers[method])
+        self._patch_retrievers(tracer)
+
+    def _patch_retrievers(self, tracer: trace.Tracer) -> None:
+        from langchain_core.retrievers import BaseRetriever
+
+        from ragprov.instrumentation import _langchain_retriever as retriever
+
+        self._wrap(BaseRetriever, "invoke", retriever.retriever_wrapper(tracer))
+        self._wrap(BaseRetriever, "ainvoke", retriever.async_retriever_wrapper(tracer))
 
 
 @dataclass(slots=True)
