@@ -27,6 +27,7 @@ opens no second span.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -105,8 +106,12 @@ class _RetrieverCall:
             if self.slot.enriched:
                 self._name_after_data_source()
             elif self.span.is_recording():
+                rows = _rows(documents)
                 retrieval_set = RetrievalSet(
-                    _chunks(documents), as_text(query), _retrieval_method(retriever)
+                    functools.partial(_chunks, rows),
+                    as_text(query),
+                    _retrieval_method(retriever),
+                    text_chars=sum(len(text) for text in rows[1::3] if text),
                 )
                 _apply_retrieval_set(self.span, retrieval_set, None, capture_content_enabled())
         except Exception:
@@ -206,21 +211,29 @@ def _retrieval_method(retriever: Any) -> RagRetrievalMethodValues:
     return RagRetrievalMethodValues.DENSE
 
 
-def _chunks(documents: Any) -> list[Chunk]:
-    """The returned documents as chunks, in order. Metadata is copied (the caller may change
-    it after the call, while the processor's worker reads it)."""
+def _rows(documents: Any) -> list[Any]:
+    """What the worker needs of the returned documents, copied on the application thread (the
+    caller may change a document's metadata after the call): one flat list, ``id``, text and a
+    copy of the metadata per document, in order."""
     if not isinstance(documents, Sequence):
         return []
-    chunks = []
+    rows: list[Any] = []
     for document in documents:
         metadata = getattr(document, "metadata", None)
-        metadata = dict(metadata) if isinstance(metadata, Mapping) else None
-        chunks.append(
-            Chunk(
-                store_id=getattr(document, "id", None),
-                text=as_text(getattr(document, "page_content", None)),
-                metadata=metadata,
-                score=as_float(metadata.get(RELEVANCE_SCORE_KEY)) if metadata else None,
-            )
+        rows += (
+            getattr(document, "id", None),
+            as_text(getattr(document, "page_content", None)),
+            dict(metadata) if isinstance(metadata, Mapping) else None,
         )
+    return rows
+
+
+def _chunks(rows: list[Any]) -> list[Chunk]:
+    """The chunks of :func:`_rows` (a :data:`~ragprov.instrumentation._base.ChunkReader`, which
+    may run on the processor's worker)."""
+    chunks = []
+    for index in range(0, len(rows), 3):
+        store_id, text, metadata = rows[index : index + 3]
+        score = as_float(metadata.get(RELEVANCE_SCORE_KEY)) if metadata else None
+        chunks.append(Chunk(store_id=store_id, text=text, metadata=metadata, score=score))
     return chunks
