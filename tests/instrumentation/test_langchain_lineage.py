@@ -212,4 +212,21 @@ def test_chroma_call_enriches_the_retriever_span_instead_of_opening_a_second_one
         "gen_ai.retrieval.top_k": 2,
         "rag.chunk_id_method": "content_hash",
         "rag.retrieval_method": "dense",
+        "rag.query_hash": ids.query_hash(QUESTION),  # the retriever's input: chromadb got vectors
     }
+
+
+def test_mmr_retriever_span_lists_what_the_retriever_kept_not_the_candidates(
+    chroma_retriever: Any, exporter: InMemorySpanExporter
+) -> None:
+    retriever = chroma_retriever.vectorstore.as_retriever(
+        search_type="mmr", search_kwargs={"k": 1, "fetch_k": 2}
+    )
+    exporter.clear()
+    (kept,) = retriever.invoke(QUESTION)  # chromadb was asked for fetch_k = 2
+
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert list(span.attributes["rag.chunk_ids"]) == [ids.content_hash(kept.page_content)]
+    assert len(span.attributes["rag.chunk_scores"]) == 1  # the store's score of that chunk
+    assert span.attributes["rag.retrieval_method"] == "reranked"

@@ -110,12 +110,16 @@ MAX_INGEST_CHUNK_IDS = 1000
 RETRIEVAL_SPAN_KEY = otel_context.create_key("ragprov-retrieval-span")
 """Context key holding the :class:`RetrievalSlot` of an active ragprov retrieval span.
 
-A framework retriever instrumented by ragprov (LangChain, LlamaIndex …) opens its retrieval span
-with :func:`retrieval_span_scope`. A vector-store call made inside it then *enriches* that span
-(store attributes, ``rag.*`` envelope, side-channel texts) instead of creating a second retrieval
-span, and sets ``slot.enriched`` so the framework instrumentor does not overwrite it. Only the
-first single-set store call enriches; a batch call or a second store call inside the same scope
-creates its own spans (children of the framework span).
+A framework retriever instrumented by ragprov (LangChain's) opens its retrieval span with
+:func:`retrieval_span_scope` (or holds a slot in its own context). A vector-store call made inside
+it then *enriches* that span instead of creating a second retrieval span: it puts the store
+attributes on the span at once and leaves its set in ``slot.pending``, and sets
+``slot.enriched`` so the framework instrumentor does not build a set of its own. When the slot
+closes, :func:`settle_slot` puts the set's envelope on the span (and hands its texts to the
+processor) — the framework may first narrow it to what the retriever returned (an MMR search
+asks the store for more candidates than it keeps). Only the first single-set store call
+enriches; a batch call or a second store call inside the same scope creates its own spans
+(children of the framework span).
 """
 
 _STORE_CALL_KEY = otel_context.create_key("ragprov-store-call")
@@ -195,19 +199,22 @@ class RetrievalSlot:
 
     span: Span
     enriched: bool = False
+    pending: tuple[RetrievalSet, str | None] | None = None
+    """The enriching store call's set and data source id, until :func:`settle_slot`."""
 
 
 @contextmanager
 def retrieval_span_scope(span: Span) -> Iterator[RetrievalSlot]:
     """Mark ``span`` as the active ragprov retrieval span for the block (see
     :data:`RETRIEVAL_SPAN_KEY`). After the block, ``slot.enriched`` tells whether an instrumented
-    store call already put its envelope on the span."""
+    store call enriched the span; its envelope is on the span (:func:`settle_slot`)."""
     slot = RetrievalSlot(span)
     token = otel_context.attach(otel_context.set_value(RETRIEVAL_SPAN_KEY, slot))
     try:
         yield slot
     finally:
         otel_context.detach(token)
+        settle_slot(slot)
 
 
 def current_retrieval_slot() -> RetrievalSlot | None:
@@ -385,6 +392,25 @@ def _apply_retrieval_set(
     )
 
 
+def settle_slot(
+    slot: RetrievalSlot, narrow: Callable[[RetrievalSet], RetrievalSet] | None = None
+) -> None:
+    """Put the enriching store call's set on the slot's span, once (nothing when no store call
+    enriched it). ``narrow`` may first replace the set, e.g. by what the framework returned."""
+    pending, slot.pending = slot.pending, None
+    if pending is None:
+        return
+    retrieval_set, data_source_id = pending
+    try:
+        if narrow is not None:
+            retrieval_set = narrow(retrieval_set)
+        capture = capture_content_enabled()
+        _apply_retrieval_set(slot.span, retrieval_set, data_source_id, capture)
+    except BaseException as error:
+        _reraise_if_fatal(error)
+        log_once("could not record the retrieval of a framework span")
+
+
 @dataclass(slots=True)
 class _DeferredEnvelope:
     """Builds a deferred set's envelope on the worker (a :data:`sidechannel.ResolvedRetrieval`
@@ -548,10 +574,9 @@ class _RetrievalRun:
         store, request = self._store, self._request
         capture = capture_content_enabled()
         if self._span is None and self._slot is not None and len(sets) == 1:
-            slot_span = self._slot.span
             self._slot.enriched = True
-            slot_span.set_attributes(store.retrieval_attributes(request))
-            _apply_retrieval_set(slot_span, sets[0], request.data_source_id, capture)
+            self._slot.span.set_attributes(store.retrieval_attributes(request))
+            self._slot.pending = (sets[0], request.data_source_id)  # see settle_slot
             return
         remaining = sets
         links: list[Link] = []

@@ -9,7 +9,9 @@ open as a :class:`~ragprov.instrumentation._base.RetrievalSlot` while the retrie
 * when an instrumented store call runs inside it, that call **enriches** the span (store
   attributes, the provenance envelope, the chunk texts; the span is renamed
   ``retrieval {collection}``) instead of making a second retrieval span — the rule of
-  :data:`~ragprov.instrumentation._base.RETRIEVAL_SPAN_KEY`;
+  :data:`~ragprov.instrumentation._base.RETRIEVAL_SPAN_KEY`. The set is the store's chunks
+  narrowed to the documents the retriever returned, in their order (an MMR search fetches
+  ``fetch_k`` candidates and keeps ``k``; a score threshold drops some);
 * otherwise the span's set is the documents the retriever returned, in order: chunk id from
   ``metadata["chunk_id"]``, else the content hash of ``page_content``, else ``Document.id``;
   ``rag.chunk_scores`` when every document has a numeric ``metadata["relevance_score"]`` (what
@@ -49,6 +51,7 @@ from ragprov.instrumentation._base import (
     as_float,
     as_text,
     positive_int,
+    settle_slot,
 )
 from ragprov.instrumentation._genai_names import GEN_AI_OPERATION_NAME
 from ragprov.instrumentation._patching import Wrapper, call_argument, log_once, record_error
@@ -103,10 +106,14 @@ class _RetrieverCall:
     def finish(self, retriever: Any, query: Any, documents: Any) -> None:
         try:
             self._leave()
+            rows = _rows(documents)
             if self.slot.enriched:
                 self._name_after_data_source()
+                narrow = functools.partial(
+                    _returned_only, rows, as_text(query), _retrieval_method(retriever)
+                )
+                settle_slot(self.slot, narrow)
             elif self.span.is_recording():
-                rows = _rows(documents)
                 retrieval_set = RetrievalSet(
                     functools.partial(_chunks, rows),
                     as_text(query),
@@ -226,6 +233,35 @@ def _rows(documents: Any) -> list[Any]:
             dict(metadata) if isinstance(metadata, Mapping) else None,
         )
     return rows
+
+
+def _returned_only(
+    rows: list[Any],
+    query: str | None,
+    method: RagRetrievalMethodValues,
+    store_set: RetrievalSet,
+) -> RetrievalSet:
+    """The store's set narrowed to the documents the retriever returned, in their order: an MMR
+    search asks the store for ``fetch_k`` candidates and keeps ``k`` (its method is then the
+    retriever's, ``reranked``), a score threshold drops some. Each document is matched to the
+    store's chunk of the same text, whose id, score and metadata it keeps; a document the store
+    did not return is read as it is."""
+
+    def read() -> list[Chunk]:
+        by_text: dict[str | None, Chunk] = {}
+        for chunk in store_set.read_chunks():
+            by_text.setdefault(chunk.text, chunk)
+        returned = _chunks(rows)
+        return [by_text.get(chunk.text, chunk) for chunk in returned]
+
+    reranked = method is RagRetrievalMethodValues.RERANKED
+    return RetrievalSet(
+        read,
+        store_set.query_text if store_set.query_text is not None else query,
+        method if reranked else store_set.retrieval_method,
+        store_set.top_k,
+        store_set.text_chars,
+    )
 
 
 def _chunks(rows: list[Any]) -> list[Chunk]:
