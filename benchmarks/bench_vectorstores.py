@@ -7,6 +7,8 @@ with OpenLLMetry's instrumentation of the same stores.
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --floor   # + a bare span's cost
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --clock cpu  # on a loaded machine
     .venv-bench/bin/python benchmarks/bench_vectorstores.py --decompose  # qdrant, by part
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --openllmetry-through-ragprov
+    .venv-bench/bin/python benchmarks/bench_vectorstores.py --pipeline batch
 
 OpenLLMetry (``opentelemetry-instrumentation-chromadb``, ``-qdrant``, ``-lancedb``) is not a
 dependency of ragprov and is not installed in the project's ``.venv``: the comparison runs in a
@@ -34,9 +36,11 @@ with metadata, 64-dimensional hash embeddings, in one process, in three modes:
   the clock; the last column counts the exported ragprov spans that carry the envelope
   (``rag.retrieval_set_id``, ``rag.chunk_set_hash``, non-empty ``rag.chunk_ids``);
 * ``openllmetry`` — OpenLLMetry's instrumentor, its spans going to a ``SimpleSpanProcessor``
-  with a no-op exporter (its default settings: chromadb result events included);
+  with a no-op exporter (its default settings: chromadb result events included); with
+  ``--openllmetry-through-ragprov``, through a ``ProvenanceSpanProcessor`` too, as in an
+  application that runs both; ``--pipeline batch`` puts a ``BatchSpanProcessor`` behind both;
 * ``floor`` (with ``--floor``) — no instrumentor: the query wrapped in a span with the request
-  attributes of a deferred ragprov retrieval span (set id included), through its own
+  attributes of a deferred ragprov retrieval span (the four request attributes), through its own
   ``ProvenanceSpanProcessor``: the part of ragprov's cost that is the span and the processor.
 
 Each round instruments, times ``calls`` queries and uninstruments, for each mode in a rotating
@@ -77,7 +81,6 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind
 
-from ragprov import ids
 from ragprov.demo.embedding import HashingEmbedder
 from ragprov.processor import ProvenanceSpanProcessor
 
@@ -278,12 +281,6 @@ class SpanOnly:
             try:
                 return query(vector)
             finally:
-                span.set_attributes(
-                    {
-                        "rag.retrieval_set_id": ids.new_retrieval_set_id(),
-                        "rag.retrieval_method": "dense",
-                    }
-                )
                 span.end()
 
         self.target.query = traced
@@ -484,12 +481,6 @@ def decompose(data: Corpus, rounds: int = 11, calls: int = 1000) -> None:
 
         def run() -> None:
             span = tracer.start_span("retrieval bench", kind=SpanKind.CLIENT, attributes=attributes)
-            span.set_attributes(
-                {
-                    "rag.retrieval_set_id": ids.new_retrieval_set_id(),
-                    "rag.retrieval_method": "dense",
-                }
-            )
             span.end()
 
         return run
@@ -505,8 +496,8 @@ def decompose(data: Corpus, rounds: int = 11, calls: int = 1000) -> None:
     cases: dict[str, tuple[Callable[[], Any], ProvenanceSpanProcessor | None]] = {
         "OpenLLMetry's wrapper, SimpleSpanProcessor": (openllmetry(plain), None),
         "OpenLLMetry's wrapper, ProvenanceSpanProcessor": (openllmetry(provenance), processor),
-        "span with ragprov's 6 attributes, SimpleSpanProcessor": (span_only(plain), None),
-        "span with ragprov's 6 attributes, ProvenanceSpanProcessor": (
+        "span with ragprov's 4 request attributes, SimpleSpanProcessor": (span_only(plain), None),
+        "span with ragprov's 4 request attributes, ProvenanceSpanProcessor": (
             span_only(provenance),
             processor,
         ),
@@ -537,7 +528,7 @@ def decompose(data: Corpus, rounds: int = 11, calls: int = 1000) -> None:
         gc.enable()
     print(f"\nqdrant instrumentation without the store, CPU µs per call ({rounds} x {calls}):")
     for name, values in samples.items():
-        print(f"  {name:<60} {statistics.median(values):6.1f}")
+        print(f"  {name:<66} {statistics.median(values):6.1f}")
     client.close()
     if processor is not None:
         processor.shutdown()
