@@ -18,7 +18,6 @@ import pytest
 from chromadb.config import Settings
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import (
@@ -26,12 +25,12 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 from langchain_openai import ChatOpenAI
+from langchain_support import HashingEmbeddings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragprov import ids
-from ragprov.demo.embedding import HashingEmbedder
 from ragprov.demo.responder import running_responder
 from ragprov.instrumentation.chromadb import ChromaInstrumentor
 from ragprov.instrumentation.langchain import LangChainInstrumentor
@@ -61,18 +60,6 @@ ANSWER = "Opened software, gift cards and personalised items cannot be returned.
 PROMPT = ChatPromptTemplate.from_messages(
     [("human", "Context:\n{context}\n\nQuestion: {question}")]
 )
-
-
-class HashingEmbeddings(Embeddings):
-    """The demo's offline embedder as a LangChain embedding model."""
-
-    embedder = HashingEmbedder(64)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embedder([text])[0]
 
 
 @dataclass

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import InMemoryVectorStore
+from langchain_support import HashingEmbeddings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -27,7 +27,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from ragprov import ids
 from ragprov.config import CAPTURE_CONTENT_ENV
-from ragprov.demo.embedding import HashingEmbedder
 from ragprov.instrumentation.langchain import LangChainInstrumentor
 from ragprov.processor import ProvenanceSpanProcessor
 
@@ -35,18 +34,6 @@ REFUNDS = "Customers may return any unused product within 30 days for a full ref
 SHIPPING = "Standard shipping takes 3 to 5 business days and costs 4.90 euros."
 SUPPORT = "The support desk answers chat and email from 8:00 to 20:00 on weekdays."
 QUESTION = "How many days do customers have to return a product for a refund?"
-
-
-class HashingEmbeddings(Embeddings):
-    """The demo's offline embedder as a LangChain embedding model."""
-
-    embedder = HashingEmbedder(64)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embedder([text])[0]
 
 
 class FixedRetriever(BaseRetriever):
