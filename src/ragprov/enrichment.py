@@ -9,6 +9,7 @@ attributes and links to merge into the exported copy. It never touches the appli
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from ragprov.signals import (
     uncertainty_acknowledged,
 )
 from ragprov.signals.metadata import ChunkQuality
-from ragprov.signals.tokens import TextLines
+from ragprov.signals.tokens import TextLines, fingerprint_with_runs
 from ragprov.signals.utilisation import overlap_scores
 from ragprov.trace_state import RetrievalRecord, StepRecord, TraceStore
 
@@ -228,7 +229,9 @@ class Enricher:
             output_text = foreign.step_text(span_attributes, "output")
         # Lines first: the prompt is fingerprinted only if the content match needs it.
         step_input = None if input_text is None else TextLines(input_text)
-        output = None if output_text is None else fingerprint(output_text)
+        output, output_runs = (
+            (None, None) if output_text is None else fingerprint_with_runs(output_text)
+        )
         tool_provided = payload.tool_provided_data if payload is not None else None
 
         if item.assigned_id:
@@ -263,7 +266,9 @@ class Enricher:
         if is_tool and tool_provided is not None:
             out.attributes[attrs.RAG_TOOL_PROVIDED_DATA] = tool_provided
         elif output is not None and (ancestry.direct_retrieval_set_ids or ancestry.tool_step_ids):
-            step_attributes = self._step_signals(ancestry, output, output_text, known_steps)
+            step_attributes = self._step_signals(
+                ancestry, output, output_text, output_runs, known_steps
+            )
             out.attributes.update(step_attributes)
             if transformation in (None, RagTransformationTypeValues.GENERATION.value):
                 trace = self.store.trace(context.trace_id)
@@ -286,6 +291,7 @@ class Enricher:
         ancestry: lineage.Ancestry,
         output: TextFingerprint,
         output_text: str | None,
+        output_runs: AbstractSet[str] | None,
         known_steps: Mapping[str, StepRecord],
     ) -> AttributeDict:
         records = [
@@ -314,7 +320,9 @@ class Enricher:
             embeddings=embeddings,
             uncertainty_acknowledged=bool(
                 output_text
-                and uncertainty_acknowledged(output_text, patterns=self._uncertainty_phrases)
+                and uncertainty_acknowledged(
+                    output_text, patterns=self._uncertainty_phrases, runs=output_runs
+                )
             ),
             tool_provided_data=bool(providing) if tools else None,
             tool_outputs=[tool.output for tool in providing],

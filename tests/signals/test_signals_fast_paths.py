@@ -8,9 +8,11 @@ obviously correct computation it replaces.
 from __future__ import annotations
 
 import math
+import unicodedata
+from unittest.mock import patch
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ragprov.signals import tokens
@@ -19,11 +21,12 @@ from ragprov.signals.engine import compute_set_signals, compute_step_signals
 from ragprov.signals.grounding import (
     compile_phrases,
     required_fragments,
+    required_words,
     source_to_response_ratio,
     uncertainty_acknowledged,
 )
 from ragprov.signals.similarity import compute_similarity
-from ragprov.signals.tokens import TextFingerprint, fingerprint
+from ragprov.signals.tokens import TextFingerprint, TextLines, fingerprint
 from ragprov.signals.utilisation import (
     any_overlap_at_least,
     overlap_score,
@@ -62,7 +65,7 @@ CHUNK_IDS = st.one_of(st.none(), st.text(max_size=3), st.integers())
 @given(ANY_TEXT)
 def test_tokenizer_shortcut_finds_the_same_runs_as_the_token_regex(text: str) -> None:
     normalised = tokens.normalise_text(text)
-    assert tokens._runs(normalised) == tokens._TOKEN_RE.findall(normalised)
+    assert sorted(tokens._runs(normalised)) == sorted(tokens._TOKEN_RE.findall(normalised))
 
 
 # ASCII text with numbers, glued and spaced suffixes and odd separators: the ASCII regex route.
@@ -85,7 +88,10 @@ ASCII_TEXTS = st.one_of(
 @given(ASCII_TEXTS)
 def test_ascii_token_regex_finds_the_same_runs_as_the_token_regex(text: str) -> None:
     normalised = tokens.normalise_text(text)
-    assert tokens._runs(normalised) == tokens._TOKEN_RE.findall(normalised)
+    assert sorted(tokens._runs(normalised)) == sorted(tokens._TOKEN_RE.findall(normalised))
+    marked = normalised.translate(tokens._ASCII_DIGITS_TO_ZERO)
+    runs = tokens._ascii_runs_with_numbers(normalised, marked)  # whatever the digit density
+    assert sorted(runs) == sorted(tokens._TOKEN_RE.findall(normalised))
 
 
 def _regex_line(line: str) -> tuple[list[int], int]:
@@ -114,6 +120,27 @@ def test_a_chunk_quoted_with_a_trailing_space_reuses_its_line() -> None:
     assert set(tokens.fingerprint(chunk).hashes.tolist()) <= set(prompt.hashes.tolist())
 
 
+# Lines of equal length that differ, with and without surrounding whitespace: a line's length
+# alone must never identify it.
+SAME_LENGTH_LINES = st.sampled_from(
+    ["alpha beta", "gamma zeta", "delta iota", "  alpha beta", "alpha beta\t", "", "x2", "12.4 M"]
+)
+
+
+@SETTINGS
+@given(st.lists(SAME_LENGTH_LINES, max_size=6), st.lists(SAME_LENGTH_LINES, max_size=3))
+def test_a_text_holds_a_chunks_tokens_when_it_has_all_of_its_token_lines(
+    text_lines: list[str], chunk_lines: list[str]
+) -> None:
+    chunk = fingerprint("\n".join(chunk_lines))
+    lines = {line.strip() for line in text_lines}
+    token_lines = {line.strip() for line in chunk_lines if fingerprint(line).token_count}
+    expected = bool(token_lines) and token_lines <= lines
+    assert TextLines("\n".join(text_lines)).contains_all_tokens_of(chunk) is expected
+    with patch.object(tokens, "_SCANNED_LINES", 0):  # the set of all line keys instead
+        assert TextLines("\n".join(text_lines)).contains_all_tokens_of(chunk) is expected
+
+
 @SETTINGS
 @given(ANY_TEXT, st.booleans())
 def test_partly_known_runs_hash_like_unknown_ones(text: str, keep_some: bool) -> None:
@@ -133,6 +160,66 @@ def test_phrase_precheck_never_changes_the_verdict(text: str, extra: list[str]) 
         regex = compile_phrases(phrases)
         expected = regex is not None and regex.search(text.lower()) is not None
         assert uncertainty_acknowledged(text, patterns=phrases) is expected
+
+
+# Phrases whose words occur in HEDGED_TEXTS whole, inside longer words, or taken into a number.
+HEDGES = st.sampled_from(
+    [
+        "sure", "unsure", "i'm not sure", "i'm", "million", "12 million", "m", "find", "can't find",
+        "don`t know", "n/a", "e-mail", "x2", "snake_case", "kraków", "'", "estimated",
+    ]
+)  # fmt: skip
+HEDGED_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            "sure", "unsure", "Sure.", "I'm", "i`m", "Iʼm", "not", "12 million", "12million", "5 m",
+            "can't", "can’t", "canʼt", "find", "finds", "don`t", "know", "n/a", "e-mail",
+            "Estimated", "underestimated", "SURE", "Kraków",
+        ]
+    ),
+    PIECES,
+)  # fmt: skip
+HEDGED_TEXTS = st.lists(st.tuples(HEDGED_PIECES, SEPARATORS), max_size=20).map(
+    lambda pairs: "".join(piece + separator for piece, separator in pairs)
+)
+
+
+@SETTINGS
+@given(
+    st.one_of(HEDGED_TEXTS, st.text(max_size=40)), st.lists(st.one_of(HEDGES, PHRASES), max_size=4)
+)
+@example("it is 12 million", ["million"])  # a suffix word is inside a number's run
+@example("Iʼm out", ["i'm"])  # U+02BC: an apostrophe to phrases, a word character to \w
+@example("I am unsure", ["sure", "unsure"])
+def test_phrase_check_on_tokenizer_runs_never_changes_the_verdict(
+    text: str, extra: list[str]
+) -> None:
+    tokens.clear_memos(tokens=False)  # every line tokenized, so that its runs are known
+    fingerprinted, runs = tokens.fingerprint_with_runs(text)
+    lines = [line.strip() for line in unicodedata.normalize("NFKC", text).split("\n")]
+    lines = [line for line in lines if line]
+    assert (runs is None) is (len(set(lines)) < len(lines))  # a repeated line is a memo hit
+    assert fingerprinted == fingerprint(text)
+    for phrases in (DEFAULT_UNCERTAINTY_PATTERNS, tuple(extra)):
+        expected = uncertainty_acknowledged(text, patterns=phrases)
+        assert uncertainty_acknowledged(text, patterns=phrases, runs=runs) is expected
+
+
+def test_runs_of_a_remembered_line_are_not_known() -> None:
+    fingerprint("We could not find the filing.")
+    assert tokens.fingerprint_with_runs("We could not find the filing.")[1] is None
+
+
+def test_runs_of_paragraphs_are_known_across_blank_lines() -> None:
+    fingerprint("")
+    _, runs = tokens.fingerprint_with_runs("First, the filing.\n\nThen 12 million\n \nsure")
+    assert runs == {"first", "the", "filing", "then", "12 million", "sure"}
+
+
+def test_a_phrase_word_that_is_not_all_letters_disables_the_run_check() -> None:
+    assert required_words(("i'm not sure", "estimated")) == frozenset({"sure", "estimated"})
+    assert required_words(("sure", "e-mail")) is None
+    assert required_words(("sure", "12 million")) is None  # "million" hides in "12 million"
 
 
 @SETTINGS

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,7 +29,7 @@ from ragprov.signals.defaults import (
     MAX_TOKENIZE_CHARS,
     NO_RESULT_MAX_CHARS,
 )
-from ragprov.signals.tokens import HashArray, TextFingerprint, coerce_text
+from ragprov.signals.tokens import NUMBER_SUFFIXES, HashArray, TextFingerprint, coerce_text
 
 GROUNDED = RagGroundingStatusValues.GROUNDED.value
 CONTEXT_IGNORED = RagGroundingStatusValues.CONTEXT_IGNORED.value
@@ -62,12 +63,17 @@ def compile_phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def uncertainty_acknowledged(
-    text: Any, *, patterns: Iterable[str] | re.Pattern[str] = DEFAULT_UNCERTAINTY_PATTERNS
+    text: Any,
+    *,
+    patterns: Iterable[str] | re.Pattern[str] = DEFAULT_UNCERTAINTY_PATTERNS,
+    runs: AbstractSet[str] | None = None,
 ) -> bool:
     """True when ``text`` acknowledges missing evidence ("I couldn't find …", "estimated" …).
 
     ``patterns`` are phrases (see :data:`DEFAULT_UNCERTAINTY_PATTERNS`), matched ignoring case,
     or a compiled regex, used as it is. Only the first MAX_TOKENIZE_CHARS characters are searched.
+    ``runs`` are the text's runs from :func:`~ragprov.signals.tokens.fingerprint_with_runs`, if
+    at hand: they can rule out every phrase without scanning the text.
     """
     searched = coerce_text(text)[:MAX_TOKENIZE_CHARS]
     if isinstance(patterns, re.Pattern):
@@ -76,6 +82,15 @@ def uncertainty_acknowledged(
     regex = compile_phrases(phrases)
     if regex is None:
         return False
+    if (
+        runs is not None
+        and type(text) is str
+        and len(text) <= MAX_TOKENIZE_CHARS  # the runs cover all of it
+        and text.isascii()  # apostrophes that are not word characters; NFKC changes nothing
+    ):
+        words = required_words(phrases)
+        if words is not None and runs.isdisjoint(words):
+            return False  # no phrase can match: skip the regex search
     lowered = searched.lower()
     fragments = required_fragments(phrases)
     if fragments is not None and not any(map(lowered.__contains__, fragments)):
@@ -101,6 +116,27 @@ def required_fragments(phrases: tuple[str, ...]) -> tuple[str, ...] | None:
     unique = list(dict.fromkeys(fragments))
     # A fragment containing another one adds nothing: where it occurs, so does the shorter one.
     return tuple(f for f in unique if not any(other != f and other in f for other in unique))
+
+
+@lru_cache(maxsize=32)
+def required_words(phrases: tuple[str, ...]) -> frozenset[str] | None:
+    """Words of which an ASCII text must contain at least one as a whole run (see
+    :data:`~ragprov.signals.tokens.NUMBER_SUFFIXES` for why not those) for any of ``phrases``
+    to match: per phrase, its longest run without space or apostrophe. A phrase match has a
+    non-word character (space, apostrophe, or the regex's word boundary) on both sides of each
+    such run, so in a text where the apostrophes are not word characters (ASCII) a run made of
+    letters is a whole run. None when a phrase's run is not made of ASCII letters only.
+    """
+    words: set[str] = set()
+    for phrase in phrases:
+        if not phrase.strip():
+            continue  # compile_phrases ignores it too
+        runs = [run for word in phrase.lower().split() for run in word.split("'")]
+        longest = max(runs, key=len)
+        if not (longest.isascii() and longest.isalpha()) or longest in NUMBER_SUFFIXES:
+            return None
+        words.add(longest)
+    return frozenset(words)
 
 
 def tool_provided_data(
