@@ -431,4 +431,6 @@ def _take_step(step: StepRecord, inherited: list[str], tools: list[str]) -> None
 
 
 def _unique(values: Sequence[str]) -> tuple[str, ...]:
+    if len(values) < 2:  # the usual case: one id, or none
+        return (values[0],) if values and values[0] else ()
     return tuple(dict.fromkeys(value for value in values if value))

@@ -79,7 +79,9 @@ class StepSignals:
     diagnosis: DiagnosisResult
 
 
-def _pad(values: Sequence[Any] | None, count: int) -> list[Any]:
+def _pad(values: Sequence[Any] | None, count: int) -> Sequence[Any]:
+    if values is not None and len(values) == count:
+        return values  # nothing to cut or fill (the usual case)
     given = list(values) if values is not None else []
     return given[:count] + [None] * (count - len(given))
 
@@ -223,7 +225,7 @@ def _grounding(
         evidence_used=evidence_used,
         source_to_response_ratio=source_to_response_ratio(
             output,
-            [*chunks, *known_tools],
+            [*chunks, *known_tools] if known_tools else chunks,
             # the known count covers the chunks only
             source_token_count=None if known_tools else source_token_count,
         ),

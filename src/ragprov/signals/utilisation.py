@@ -100,7 +100,7 @@ def overlap_scores(
     scored = [size for size in size_list if size]
     everything = np.concatenate([fp.hashes for fp in chunks if fp is not None and fp.hashes.size])
     # Past-the-end positions take the last hash instead (clip): it is smaller, so no false hit.
-    found = out.take(np.searchsorted(out, everything), mode="clip")
+    found = out.take(out.searchsorted(everything), mode="clip")
     starts = [0, *accumulate(scored[:-1])]  # one segment per scorable chunk, none empty
     hits = iter(np.add.reduceat(found == everything, starts, dtype=np.int64).tolist())
     return [float(next(hits)) / size if size else None for size in size_list]
@@ -155,7 +155,7 @@ def compute_utilisation(
     threshold = clean_fraction(threshold, UTILISATION_THRESHOLD)
     diversity_gate = clean_fraction(diversity_gate, DIVERSITY_GATE)
     count = max(len(chunks), len(chunk_ids) if chunk_ids is not None else 0)
-    padded = list(chunks) + [None] * (count - len(chunks))
+    padded = chunks if len(chunks) == count else [*chunks, *[None] * (count - len(chunks))]
     ids = resolve_chunk_ids(chunk_ids, count)
 
     scores = overlap_scores(padded, output)
@@ -168,12 +168,19 @@ def compute_utilisation(
                 score is not None and (previous is None or score > previous)
             ):
                 best[chunk_id] = score
-    usages = tuple(
-        ChunkUsage(chunk_id, score, score is not None and score >= threshold)
-        for chunk_id, score in best.items()
-    )
-    used = tuple(usage.chunk_id for usage in usages if usage.used)
-    unscorable = tuple(usage.chunk_id for usage in usages if usage.score is None)
+    usages: list[ChunkUsage] = []
+    used_ids: list[str] = []
+    unscorable_ids: list[str] = []
+    for chunk_id, score in best.items():
+        if score is None:
+            usages.append(ChunkUsage(chunk_id, None, False))
+            unscorable_ids.append(chunk_id)
+        elif score >= threshold:
+            usages.append(ChunkUsage(chunk_id, score, True))
+            used_ids.append(chunk_id)
+        else:
+            usages.append(ChunkUsage(chunk_id, score, False))
+    used, unscorable = tuple(used_ids), tuple(unscorable_ids)
     scorable = len(usages) - len(unscorable)
     reason = _undefined_reason(len(usages), scorable, output)
     diversity = _finite_or_none(coverage_diversity)
@@ -183,7 +190,7 @@ def compute_utilisation(
         retrieved_count=len(usages),
         scorable_count=scorable,
         unscorable_chunk_ids=unscorable,
-        chunks=usages,
+        chunks=tuple(usages),
         threshold=threshold,
         reliable=diversity is None or diversity >= diversity_gate,
         coverage_diversity=diversity,
