@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -415,13 +416,18 @@ def _merge_attributes(
     # would copy them item by item through Python-level look-ups.
     merged: dict[str, Any] = dict(attribute_table(span))
     not_added = 0
-    added: list[str] = []
-    for key, value in extra.items():
-        if key in merged or maxlen is None or len(merged) < maxlen:
-            merged[key] = value
-            added.append(key)
-        else:
-            not_added += 1
+    added: Iterable[str]
+    if maxlen is None or len(merged) + len(extra) <= maxlen:  # everything fits (the usual case)
+        merged.update(extra)
+        added = extra.keys()
+    else:
+        added = []
+        for key, value in extra.items():
+            if key in merged or len(merged) < maxlen:
+                merged[key] = value
+                added.append(key)
+            else:
+                not_added += 1
     if bounded is not None and bounded.max_value_len is None:
         attributes = _already_clean(merged, added, maxlen)
     else:
@@ -437,11 +443,13 @@ def _merge_attributes(
     return attributes, not_added
 
 
-_PLAIN_VALUES = (str, bool, int, float)
+#: The exact types of values the SDK keeps as they are (a subclass, e.g. a str enum member,
+#: takes the SDK's own path).
+_PLAIN_TYPES = frozenset((str, bool, int, float))
 
 
 def _already_clean(
-    merged: dict[str, Any], added: list[str], maxlen: int | None
+    merged: dict[str, Any], added: Iterable[str], maxlen: int | None
 ) -> BoundedAttributes | None:
     """``BoundedAttributes(maxlen, merged)`` without re-cleaning every value, or None.
 
@@ -452,11 +460,10 @@ def _already_clean(
     """
     for key in added:
         value = merged[key]
-        if isinstance(value, _PLAIN_VALUES):
+        kind = type(value)
+        if kind in _PLAIN_TYPES:
             continue
-        if isinstance(value, (list, tuple)) and all(
-            isinstance(item, _PLAIN_VALUES) for item in value
-        ):
+        if (kind is list or kind is tuple) and _PLAIN_TYPES.issuperset(map(type, value)):
             merged[key] = tuple(value)
             continue
         return None
