@@ -23,6 +23,7 @@ from langchain_support import HashingEmbeddings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ragprov import ids
@@ -346,4 +347,21 @@ def test_uninstrument_restores_the_retriever_methods(
 
     assert (BaseRetriever.__dict__["invoke"], BaseRetriever.__dict__["ainvoke"]) == originals
     memory_store.as_retriever().invoke(QUESTION)
+    assert exporter.get_finished_spans() == ()
+
+
+def test_sampled_out_call_returns_the_documents_and_exports_nothing(
+    memory_store: InMemoryVectorStore,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = LangChainInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        documents = memory_store.as_retriever(search_kwargs={"k": 1}).invoke(QUESTION)
+    finally:
+        instrumentor.uninstrument()
+
+    assert [document.page_content for document in documents] == [REFUNDS]
     assert exporter.get_finished_spans() == ()

@@ -106,6 +106,8 @@ class _RetrieverCall:
     def finish(self, retriever: Any, query: Any, documents: Any) -> None:
         try:
             self._leave()
+            if not self.span.is_recording():  # sampled out: nothing would record the set
+                return
             rows = _rows(documents)
             if self.slot.enriched:
                 self._name_after_data_source()
@@ -113,7 +115,7 @@ class _RetrieverCall:
                     _returned_only, rows, as_text(query), _retrieval_method(retriever)
                 )
                 settle_slot(self.slot, narrow)
-            elif self.span.is_recording():
+            else:
                 retrieval_set = RetrievalSet(
                     functools.partial(_chunks, rows),
                     as_text(query),
