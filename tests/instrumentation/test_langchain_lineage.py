@@ -24,6 +24,7 @@ from langchain_core.runnables import (
     Runnable,
     RunnablePassthrough,
 )
+from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 from langchain_support import HashingEmbeddings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -99,23 +100,27 @@ def rag_chain() -> Iterator[RagChain]:
     )
     store.add_documents(DOCUMENTS)
     with running_responder({QUESTION: ANSWER}) as url:
-        llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
-        retriever = store.as_retriever(search_kwargs={"k": 2})
-        chain = (
-            {
-                "context": retriever
-                | (lambda documents: "\n\n".join(d.page_content for d in documents)),
-                "question": RunnablePassthrough(),
-            }
-            | PROMPT
-            | llm
-            | StrOutputParser()
-        )
+        chain = rag_chain_over(store.as_retriever(search_kwargs={"k": 2}), url)
         yield RagChain(chain, processor, exporter)
     for instrumentor in reversed(instrumentors):
         instrumentor.uninstrument()
     store.delete_collection()
     provider.shutdown()
+
+
+def rag_chain_over(retriever: Runnable[str, Any], url: str) -> Runnable[str, str]:
+    """retriever | prompt | ChatOpenAI (against the local responder at ``url``)."""
+    llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
+    return (
+        {
+            "context": retriever
+            | (lambda documents: "\n\n".join(d.page_content for d in documents)),
+            "question": RunnablePassthrough(),
+        }
+        | PROMPT
+        | llm
+        | StrOutputParser()
+    )
 
 
 def assert_answer_linked_to_its_retrieval(rag: RagChain) -> None:
@@ -149,6 +154,36 @@ def test_astream_links_the_answer_to_the_retrieval_of_its_chain(
 
 
 # ----------------------------------------------------------------------------- retriever spans
+
+
+def test_chain_over_a_store_ragprov_does_not_instrument_links_its_answer_too() -> None:
+    """LangChain's InMemoryVectorStore: only the retriever span carries the retrieval."""
+    exporter = InMemorySpanExporter()
+    processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    instrumentors = (OpenAIInstrumentor(), LangChainInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=provider)
+    store = InMemoryVectorStore(HashingEmbeddings())
+    store.add_documents(DOCUMENTS)
+    try:
+        with running_responder({QUESTION: ANSWER}) as url:
+            chain = rag_chain_over(store.as_retriever(search_kwargs={"k": 2}), url)
+            assert chain.invoke(QUESTION) == ANSWER
+    finally:
+        for instrumentor in reversed(instrumentors):
+            instrumentor.uninstrument()
+    rag = RagChain(chain, processor, exporter)
+
+    retrieval = rag.attributes("retrieval VectorStoreRetriever")
+    chunk_ids = {ids.content_hash(document.page_content) for document in DOCUMENTS}
+    assert set(retrieval["rag.chunk_ids"]) == chunk_ids
+    chat = rag.attributes("chat demo-model")
+    assert chat["rag.ancestor_retrieval_set_ids"] == (retrieval["rag.retrieval_set_id"],)
+    assert chat["rag.lineage_method"] == "content_match"
+    assert chat["rag.diagnosis"] == rag.attributes(WORKFLOW)["rag.diagnosis"]
+    provider.shutdown()
 
 
 @pytest.fixture
