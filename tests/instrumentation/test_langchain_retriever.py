@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -71,12 +72,20 @@ class FirstOnly(BaseRetriever):
         return self.base.invoke(query)[:1]
 
 
-@pytest.fixture
-def instrumented(tracer_provider: TracerProvider) -> Iterator[LangChainInstrumentor]:
+@contextmanager
+def langchain_instrumented(provider: TracerProvider) -> Iterator[None]:
     instrumentor = LangChainInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider)
-    yield instrumentor
-    instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrumented(tracer_provider: TracerProvider) -> Iterator[None]:
+    with langchain_instrumented(tracer_provider):
+        yield
 
 
 @pytest.fixture
@@ -252,12 +261,8 @@ def test_deferred_through_the_processor_exports_the_same_envelope(
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
-    instrumentor = LangChainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
+    with langchain_instrumented(provider):
         documents = memory_store.as_retriever(search_kwargs={"k": 2}).invoke(QUESTION)
-    finally:
-        instrumentor.uninstrument()
     assert processor.force_flush(10_000)
     provider.shutdown()
 
@@ -356,12 +361,8 @@ def test_sampled_out_call_returns_the_documents_and_exports_nothing(
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = LangChainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
+    with langchain_instrumented(provider):
         documents = memory_store.as_retriever(search_kwargs={"k": 1}).invoke(QUESTION)
-    finally:
-        instrumentor.uninstrument()
 
     assert [document.page_content for document in documents] == [REFUNDS]
     assert exporter.get_finished_spans() == ()
