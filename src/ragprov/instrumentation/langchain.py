@@ -107,10 +107,15 @@ class LangChainInstrumentor(PatchingInstrumentor[trace.Tracer]):
     def _patch_retrievers(self, tracer: trace.Tracer) -> None:
         from langchain_core.retrievers import BaseRetriever
 
-        from ragprov.instrumentation import _langchain_retriever as retriever
+        from ragprov.instrumentation._framework_retrieval import (
+            async_retriever_wrapper,
+            retriever_wrapper,
+        )
+        from ragprov.instrumentation._langchain_retriever import LANGCHAIN_RETRIEVERS
 
-        self._wrap(BaseRetriever, "invoke", retriever.retriever_wrapper(tracer))
-        self._wrap(BaseRetriever, "ainvoke", retriever.async_retriever_wrapper(tracer))
+        kind = LANGCHAIN_RETRIEVERS
+        self._wrap(BaseRetriever, "invoke", retriever_wrapper(tracer, kind))
+        self._wrap(BaseRetriever, "ainvoke", async_retriever_wrapper(tracer, kind))
 
 
 @dataclass(slots=True)
