@@ -1,7 +1,8 @@
 """A LlamaIndex RAG app: a VectorStoreIndex over Chroma, a query engine, an OpenAI-compatible LLM.
 
 It imports nothing from ragprov. LlamaIndex calls chromadb and the openai client underneath, and
-ragprov's instrumentation of those two (installed beside the app) adds the provenance:
+ragprov's instrumentation of those two and of LlamaIndex's retriever (installed beside the app)
+adds the provenance: the retriever's span, enriched by chromadb's call, carries the retrieval.
 
     OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none \\
         opentelemetry-instrument python examples/llamaindex_rag.py

@@ -9,6 +9,7 @@ openai < 3, and the dev environment tests the openai 3 client.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def llamaindex_bin() -> Path:
 
 
 def run_example(
-    name: str, script: dict[str, str], venv_bin: Path = VENV_BIN
+    name: str, script: dict[str, str], venv_bin: Path = VENV_BIN, folder: Path = ROOT / "examples"
 ) -> tuple[str, list[Span]]:
     with running_responder(script) as url:
         env = {
@@ -66,7 +67,7 @@ def run_example(
             "ANTHROPIC_BASE_URL": url.removesuffix("/v1"),  # the client adds /v1/messages
         }
         result = subprocess.run(
-            [str(venv_bin / "opentelemetry-instrument"), "python", str(ROOT / "examples" / name)],
+            [str(venv_bin / "opentelemetry-instrument"), "python", str(folder / name)],
             env=env,
             capture_output=True,
             text=True,
@@ -212,3 +213,41 @@ def test_llamaindex_rag_example_links_the_answer_to_its_retrieval(llamaindex_bin
     assert chat["attributes"]["rag.lineage_method"] == "content_match"
     assert chat["attributes"]["rag.used_chunk_count"] == 2  # both warranty chunks
     assert chat["attributes"]["rag.diagnosis"] == "healthy"
+
+
+def test_llamaindex_retriever_over_the_default_store_gets_a_retrieval_span(
+    llamaindex_bin: Path,
+) -> None:
+    """LlamaIndex's in-memory SimpleVectorStore, which ragprov does not instrument: the
+    retriever's span carries the set (tests/apps/llamaindex_retriever_app.py, sync and async)."""
+    printed, spans = run_example(
+        "llamaindex_retriever_app.py", {}, llamaindex_bin, ROOT / "tests" / "apps"
+    )
+    calls = json.loads(printed)
+    retrievals = named(spans, "retrieval VectorIndexRetriever")
+    assert len(retrievals) == len(calls) == 2
+    for retrieval, nodes in zip(retrievals, calls, strict=True):
+        found = dict(retrieval["attributes"])
+        chunk_ids = [ids.content_hash(text) for _, text, _ in nodes]
+        assert found.pop("rag.chunk_ids") == chunk_ids
+        assert found.pop("rag.chunk_set_hash") == ids.chunk_set_hash(chunk_ids)
+        assert found.pop("rag.chunk_scores") == pytest.approx([score for _, _, score in nodes])
+        assert isinstance(found.pop("rag.retrieval_set_id"), str)
+        assert found.pop("gen_ai.operation.name") == "retrieval"
+        assert found.pop("gen_ai.retrieval.top_k") == 2
+        assert found.pop("rag.retrieval_method") == "dense"
+        assert found.pop("rag.chunk_id_method") == "content_hash"
+        assert found.pop("rag.query_hash") == ids.query_hash(
+            "How long do customers have to return a product for a refund?"
+        )
+        assert found.pop("rag.source_document_ids")[0] == "returns"  # the refund text ranks first
+        # The rest are the worker's set signals.
+        assert set(found) <= {
+            "rag.quality_density",
+            "rag.quality_method",
+            "rag.coverage_diversity",
+            "rag.redundancy_ratio",
+            "rag.similarity_method",
+            "rag.stale_chunk_count",
+            "rag.conflict_chunk_count",
+        }, found

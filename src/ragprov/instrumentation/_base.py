@@ -110,11 +110,11 @@ MAX_INGEST_CHUNK_IDS = 1000
 RETRIEVAL_SPAN_KEY = otel_context.create_key("ragprov-retrieval-span")
 """Context key holding the :class:`RetrievalSlot` of an active ragprov retrieval span.
 
-A framework retriever instrumented by ragprov (LangChain's) opens its retrieval span with
-:func:`retrieval_span_scope` (or holds a slot in its own context). A vector-store call made inside
-it then *enriches* that span instead of creating a second retrieval span: it puts the store
-attributes on the span at once and leaves its set in ``slot.pending``, and sets
-``slot.enriched`` so the framework instrumentor does not build a set of its own. When the slot
+A framework retriever instrumented by ragprov (LangChain's, LlamaIndex's) opens its retrieval
+span with :func:`retrieval_span_scope` (or holds a slot in its own context). A vector-store call
+made inside it then *enriches* that span instead of creating a second retrieval span: it puts
+the store attributes on the span at once, leaves its set in ``slot.pending`` and sets
+``slot.enriched``, so the framework instrumentor does not build a set of its own. When the slot
 closes, :func:`settle_slot` puts the set's envelope on the span (and hands its texts to the
 processor) — the framework may first narrow it to what the retriever returned (an MMR search
 asks the store for more candidates than it keeps). Only the first single-set store call
