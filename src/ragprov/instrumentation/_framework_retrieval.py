@@ -25,7 +25,7 @@ read what it returned into :class:`Returned` rows. Everything else lives here:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,7 +179,7 @@ def async_retriever_wrapper(tracer: trace.Tracer, kind: RetrieverKind) -> Wrappe
     """A wrapt wrapper for a coroutine retriever method: the span starts when the coroutine is
     awaited, in its task."""
 
-    async def traced(
+    async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         call = _begin(tracer, kind, instance)
@@ -192,11 +192,6 @@ def async_retriever_wrapper(tracer: trace.Tracer, kind: RetrieverKind) -> Wrappe
             raise
         call.finish(instance, args, kwargs, result)
         return result
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Coroutine[Any, Any, Any]:
-        return traced(wrapped, instance, args, kwargs)
 
     return wrapper
 
