@@ -36,7 +36,6 @@ from opentelemetry.trace import SpanKind
 
 from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._base import (
-    GEN_AI_DATA_SOURCE_ID,
     GEN_AI_RETRIEVAL_TOP_K,
     RETRIEVAL_OPERATION,
     RETRIEVAL_SPAN_KEY,
@@ -138,10 +137,10 @@ class _RetrieverCall:
 
     def _name_after_data_source(self) -> None:
         """A store call enriched the span: it now stands for that call, and is named like the
-        store's own retrieval spans (``retrieval {collection}``)."""
-        span_attributes = getattr(self.span, "attributes", None) or {}
-        data_source_id = span_attributes.get(GEN_AI_DATA_SOURCE_ID)
-        if isinstance(data_source_id, str) and data_source_id:
+        store's own retrieval spans (``retrieval {collection}``, the id the call left in the
+        slot with its set)."""
+        data_source_id = self.slot.pending[1] if self.slot.pending is not None else None
+        if data_source_id:
             self.span.update_name(f"{RETRIEVAL_OPERATION} {data_source_id}")
 
 
