@@ -572,12 +572,12 @@ class _RetrievalRun:
 
     def _emit(self, sets: list[RetrievalSet], end_ns: int) -> None:
         store, request = self._store, self._request
-        capture = capture_content_enabled()
         if self._span is None and self._slot is not None and len(sets) == 1:
             self._slot.enriched = True
             self._slot.span.set_attributes(store.retrieval_attributes(request))
             self._slot.pending = (sets[0], request.data_source_id)  # see settle_slot
             return
+        capture = capture_content_enabled()
         remaining = sets
         links: list[Link] = []
         parent = self._parent
