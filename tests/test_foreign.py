@@ -69,6 +69,31 @@ def test_official_retrieval_documents_are_read() -> None:
     assert document == foreign.ForeignDocument("d1", "text", 0.5, {"a": 1})
 
 
+def test_openinference_hidden_documents_have_no_text() -> None:
+    """OPENINFERENCE_HIDE_RETRIEVAL_DOCUMENTS: the content is a mask, not a text to hash."""
+    attributes = {
+        "openinference.span.kind": "RETRIEVER",
+        "retrieval.documents.0.document.content": "__REDACTED__",
+        "retrieval.documents.1.document.id": "d2",
+        "retrieval.documents.1.document.content": "__REDACTED__",
+    }
+    assert foreign.retrieval_documents(attributes) == [
+        foreign.ForeignDocument(None, None, None, None),
+        foreign.ForeignDocument("d2", None, None, None),
+    ]
+
+
+def test_openinference_hidden_messages_are_no_step_text() -> None:
+    """OPENINFERENCE_HIDE_INPUT_MESSAGES / _HIDE_INPUTS: masked values are skipped."""
+    attributes = {
+        "llm.input_messages.0.message.content": "__REDACTED__",
+        "llm.input_messages.1.message.content": "visible",
+        "input.value": "__REDACTED__",
+    }
+    assert foreign.step_text(attributes, "input") == "visible"
+    assert foreign.step_text({"output.value": "__REDACTED__"}, "output") is None
+
+
 def test_malformed_json_yields_nothing() -> None:
     assert foreign.retrieval_documents({"gen_ai.retrieval.documents": "{not json"}) == []
     assert foreign.step_text({"gen_ai.output.messages": "[oops"}, "output") is None

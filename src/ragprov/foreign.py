@@ -59,6 +59,10 @@ STEP_OPERATIONS = frozenset(
 GENERATION_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 _OPENINFERENCE_STEP_KINDS = frozenset({"LLM", "TOOL", "AGENT"})
 
+#: What OpenInference writes in place of a value its settings hide (``OPENINFERENCE_HIDE_*``):
+#: no text, not a text to hash or to match.
+OPENINFERENCE_REDACTED = "__REDACTED__"
+
 _OPENINFERENCE_DOCUMENT = re.compile(r"^retrieval\.documents\.(\d+)\.document\.(\w+)$")
 # OpenInference: a message's text is its ``content``, or the text parts of its ``contents``.
 _INDEXED_CONTENT = {
@@ -158,12 +162,16 @@ def step_text(attributes: Mapping[str, Any], direction: str) -> str | None:
         pieces = sorted(
             (tuple(int(index) for index in match.groups() if index is not None), value)
             for key, value in attributes.items()
-            if isinstance(value, str) and (match := pattern.match(key))
+            if _is_text(value) and (match := pattern.match(key))
         )
         if pieces:
             return "\n".join(value for _, value in pieces)
     value = attributes.get(f"{direction}.value")
-    return value if isinstance(value, str) and value else None
+    return value if _is_text(value) and value else None
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and value != OPENINFERENCE_REDACTED
 
 
 def _document(item: Mapping[str, Any]) -> ForeignDocument:
@@ -174,7 +182,7 @@ def _document(item: Mapping[str, Any]) -> ForeignDocument:
     store_id = item.get("id")
     return ForeignDocument(
         store_id=None if store_id is None else str(store_id),
-        text=text if isinstance(text, str) else None,
+        text=text if _is_text(text) else None,
         score=_number(item.get("score")),
         metadata=metadata if isinstance(metadata, Mapping) else None,
     )
