@@ -8,7 +8,6 @@ openai < 3, and the dev environment tests the openai 3 client.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -17,37 +16,21 @@ from pathlib import Path
 
 import pytest
 from apps.harness import Span, console_spans
+from side_venvs import side_venv
 
 from ragprov import ids
 from ragprov.demo.responder import running_responder
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-LLAMAINDEX_VENV = ROOT / ".venv-llamaindex"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
 def llamaindex_bin() -> Path:
-    """The bin directory of a venv with ragprov[chromadb,openai,llamaindex], rebuilt when
-    pyproject.toml changes."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    stamp = LLAMAINDEX_VENV / f".installed-{digest}"
-    if not stamp.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(LLAMAINDEX_VENV)], check=True)
-        (LLAMAINDEX_VENV / ".gitignore").write_text("*\n")  # as Python >= 3.13's venv does
-        subprocess.run(
-            [
-                str(LLAMAINDEX_VENV / "bin" / "python"),
-                *("-m", "pip", "install", "--quiet", "--editable"),
-                f"{ROOT}[chromadb,openai,llamaindex]",
-            ],
-            check=True,
-            timeout=900,
-        )
-        stamp.touch()
-    return LLAMAINDEX_VENV / "bin"
+    """The bin directory of a venv with ragprov[chromadb,openai,llamaindex]."""
+    return side_venv(".venv-llamaindex", extras="chromadb,openai,llamaindex")
 
 
 def run_example(

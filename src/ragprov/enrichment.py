@@ -70,6 +70,9 @@ class WorkItem:
     payload: Payload | None = None
     scope: tuple[lineage.ScopeEntry, ...] = ()
     from_baggage: tuple[str, ...] = ()
+    # A foreign retrieval span that took the set id of ragprov's retrieval span of the same call
+    # (lineage.share_open_retrieval): ragprov's record of that set wins over this span's.
+    shares_id: bool = False
 
 
 @dataclass(slots=True)
@@ -145,6 +148,8 @@ class Enricher:
             thresholds=self.thresholds,
         )
         out.attributes.update(set_signal_attributes(set_signals))
+        if item.shares_id and self.store.retrieval(item.record_id) is not None:
+            return  # ragprov's span of the same call came first: its record stays
         self.store.add_retrieval(
             context.trace_id,
             RetrievalRecord(

@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
@@ -42,6 +43,9 @@ from ragprov.signals import TextFingerprint
 from ragprov.signals.tokens import TextLines
 from ragprov.signals.utilisation import any_overlap_at_least
 from ragprov.trace_state import RetrievalRecord, StepRecord
+
+if TYPE_CHECKING:
+    from ragprov.instrumentation._base import RetrievalSet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,6 +92,71 @@ class StepContext:
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "ragprov_current_step", default=None
 )
+
+
+RETRIEVAL_SPAN_KEY = otel_context.create_key("ragprov-retrieval-span")
+"""Context key holding the :class:`RetrievalSlot` of an open ragprov framework retrieval span.
+
+A framework retriever instrumented by ragprov (LangChain's, LlamaIndex's) opens its retrieval
+span with :func:`ragprov.instrumentation._base.retrieval_span_scope` (or holds a slot in its own
+context). Two things then find the span through the slot:
+
+* a vector-store call made inside it *enriches* that span instead of creating a second retrieval
+  span: it puts the store attributes on the span at once, leaves its set in ``slot.pending`` and
+  sets ``slot.enriched``, so the framework instrumentor does not build a set of its own. When
+  the slot closes, :func:`~ragprov.instrumentation._base.settle_slot` puts the set's envelope on
+  the span (and hands its texts to the processor) — the framework may first narrow it to what
+  the retriever returned (an MMR search asks the store for more candidates than it keeps). Only
+  the first single-set store call enriches; a batch call or a second store call inside the same
+  scope creates its own spans (children of the framework span);
+* a retrieval span of another instrumentation that ends inside it (OpenInference's
+  ``RETRIEVER`` span of the same LangChain or LlamaIndex call) is the same retrieval seen twice:
+  the provenance processor gives it the slot's retrieval set id (:func:`share_open_retrieval`).
+"""
+
+
+@dataclass(slots=True)
+class RetrievalSlot:
+    """An open framework retrieval span of ragprov (see :data:`RETRIEVAL_SPAN_KEY`)."""
+
+    span: Span
+    enriched: bool = False
+    pending: tuple[RetrievalSet, str | None] | None = None
+    """The enriching store call's set and data source id, until ``settle_slot``."""
+    retrieval_set_id: str | None = None
+    """The span's set id, made when first needed (:meth:`set_id`)."""
+    shared: bool = False
+    """Another instrumentation's retrieval span already took the set id."""
+
+    def set_id(self) -> str:
+        """The retrieval set id of the slot's span (the same on every call)."""
+        if self.retrieval_set_id is None:
+            self.retrieval_set_id = ids.new_retrieval_set_id()
+        return self.retrieval_set_id
+
+
+def current_retrieval_slot() -> RetrievalSlot | None:
+    slot = otel_context.get_value(RETRIEVAL_SPAN_KEY)
+    return slot if isinstance(slot, RetrievalSlot) else None
+
+
+def share_open_retrieval() -> str | None:
+    """The retrieval set id of ragprov's framework retrieval span open in this context, for a
+    retrieval span of another instrumentation that ends inside it; None when there is none, when
+    it is not recording, or when another such span took it already.
+
+    The processor calls this on the application thread when a foreign retrieval span ends
+    (span.end() runs in the caller's context). OpenInference, for one, traces a LangChain or
+    LlamaIndex retriever call with its own ``RETRIEVER`` span, which starts and ends inside the
+    retriever method that ragprov wraps: both spans then describe one retrieval event, and
+    share one ``rag.retrieval_set_id``. Only the first such span shares it: a second foreign
+    retrieval in the same call (a custom retriever that merges two others) is its own event.
+    """
+    slot = current_retrieval_slot()
+    if slot is None or slot.shared or not slot.span.is_recording():
+        return None
+    slot.shared = True
+    return slot.set_id()
 
 
 class _Scope(NamedTuple):

@@ -51,6 +51,8 @@ _logger = logging.getLogger(__name__)
 
 _STOP = object()
 _NO_START: tuple[tuple[lineage.ScopeEntry, ...], tuple[str, ...]] = ((), ())
+#: Instrumentation scope names of ragprov's own spans: ``ragprov`` and ``ragprov.*``.
+_RAGPROV_SCOPE = "ragprov"
 
 # The current process id, kept up to date across fork() so on_end need not ask the OS: a forked
 # child must start its own worker (threads do not survive fork).
@@ -221,6 +223,8 @@ class ProvenanceSpanProcessor(SpanProcessor):
             item.role = RETRIEVAL
             if isinstance(retrieval_set_id, str):
                 item.record_id = retrieval_set_id
+            elif (shared_id := self._shared_retrieval_set_id(span)) is not None:
+                item.record_id, item.assigned_id, item.shares_id = shared_id, True, True
             else:
                 item.record_id, item.assigned_id = ids.new_retrieval_set_id(), True
         elif (
@@ -234,7 +238,8 @@ class ProvenanceSpanProcessor(SpanProcessor):
                 item.record_id = step_id
             else:
                 item.record_id, item.assigned_id = ids.new_step_id(), True
-        if item.role is not None and item.record_id is not None:
+        if item.role is not None and item.record_id is not None and not item.shares_id:
+            # (A shared id is noted when ragprov's span of the same retrieval ends.)
             # span.end() runs in the caller's context: this is what links a later step in the
             # same thread or task, even without a parent span.
             lineage.note(
@@ -247,6 +252,18 @@ class ProvenanceSpanProcessor(SpanProcessor):
                 )
             )
         return item
+
+    @staticmethod
+    def _shared_retrieval_set_id(span: ReadableSpan) -> str | None:
+        """The set id of ragprov's framework retrieval span still open where this retrieval span
+        of another instrumentation ends: the same retrieval call, traced twice (see
+        :func:`ragprov.lineage.share_open_retrieval`). None for ragprov's own spans."""
+        scope = span.instrumentation_scope
+        if scope is not None and (
+            scope.name == _RAGPROV_SCOPE or scope.name.startswith(_RAGPROV_SCOPE + ".")
+        ):
+            return None
+        return lineage.share_open_retrieval()
 
     # -- worker -----------------------------------------------------------------------------------
 

@@ -136,10 +136,14 @@ class TraceStore:
     # -- writing ---------------------------------------------------------------------------------
 
     def add_retrieval(self, trace_id: int, record: RetrievalRecord) -> None:
-        self._forget_retrieval(record.retrieval_set_id)
+        """Add a retrieval, or replace the record of the same set id (two spans of one retrieval
+        call share an id: the later record, ragprov's, replaces another instrumentation's)."""
+        replaced = self._forget_retrieval(record.retrieval_set_id)
         self._retrievals[record.retrieval_set_id] = record
         self._bytes += record.size_bytes()
-        self.trace(trace_id).retrieval_set_ids.append(record.retrieval_set_id)
+        trace = self.trace(trace_id)
+        if not replaced or record.retrieval_set_id not in trace.retrieval_set_ids:
+            trace.retrieval_set_ids.append(record.retrieval_set_id)
         self.enforce_bounds()
 
     def add_step(self, trace_id: int, record: StepRecord) -> None:
@@ -209,10 +213,11 @@ class TraceStore:
             else:
                 self._forget_step(step_id)
 
-    def _forget_retrieval(self, retrieval_set_id: str) -> None:
+    def _forget_retrieval(self, retrieval_set_id: str) -> bool:
         record = self._retrievals.pop(retrieval_set_id, None)
         if record is not None:
             self._bytes -= record.size_bytes()
+        return record is not None
 
     def _forget_step(self, step_id: str) -> None:
         record = self._steps.pop(step_id, None)

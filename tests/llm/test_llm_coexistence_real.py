@@ -1,7 +1,7 @@
 """One LLM span per call with the real OpenLLMetry and OpenInference instrumentations.
 
 They live in their own virtual environment (``.venv-coexistence``, built on first use from
-coexistence-requirements.txt, with ragprov installed editable): each registers the
+tests/coexistence-requirements.txt, with ragprov installed editable): each registers the
 ``opentelemetry_instrumentor`` entry point ``openai`` / ``anthropic`` and would activate in every
 ``opentelemetry-instrument`` run of the dev environment. ``coexistence_app.py`` runs there in a
 subprocess against the local server, with the other instrumentation alone (the baseline), or with
@@ -23,25 +23,21 @@ every call has exactly one LLM span, the other instrumentation's, with ragprov's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from llm_support import ANSWER, LLMServer, is_uuid7, pop_exact
+from side_venvs import COEXISTENCE_REQUIREMENTS, side_venv
 
 from ragprov import foreign
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-REQUIREMENTS = HERE / "coexistence-requirements.txt"
-VENV = ROOT / ".venv-coexistence"
 APP = HERE / "coexistence_app.py"
 
 SYSTEM = "Answer from the context only."
@@ -63,22 +59,9 @@ NO_CONTENT = {"TRACELOOP_TRACE_CONTENT": "false"}
 Report = dict[str, Any]
 
 
-def _venv_python() -> Path:
-    """The coexistence environment's python, (re)built when the requirements change."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
-    stamp = VENV / f".installed-{digest}"
-    if not stamp.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, timeout=900)
-        subprocess.run([*pip, "-e", str(ROOT)], check=True, timeout=900)
-        stamp.touch()
-    return VENV / "bin" / "python"
-
-
 @pytest.fixture(scope="session")
 def venv_python() -> Path:
-    return _venv_python()
+    return side_venv(".venv-coexistence", COEXISTENCE_REQUIREMENTS) / "python"
 
 
 def run_app(

@@ -13,7 +13,8 @@ result's rows). Everything else lives here:
 * safety — the wrapped call always runs exactly once with its own arguments and its result or
   exception reaches the caller unchanged; errors of the instrumentation itself are logged once
   and swallowed; the OTel suppress-instrumentation key is respected;
-* de-duplication — see :data:`RETRIEVAL_SPAN_KEY` and :func:`retrieval_span_scope`.
+* de-duplication — see :data:`ragprov.lineage.RETRIEVAL_SPAN_KEY` and
+  :func:`retrieval_span_scope`.
 
 **Where the provenance is computed.** When the span goes to a running
 :class:`~ragprov.processor.ProvenanceSpanProcessor` (one of its provider's processors, with room
@@ -78,6 +79,7 @@ from ragprov.instrumentation._patching import (
     log_once,
     record_error,
 )
+from ragprov.lineage import RETRIEVAL_SPAN_KEY, RetrievalSlot, current_retrieval_slot
 from ragprov.model import AttributeValue, ChunkProvenance, RetrievalSetEnvelope
 from ragprov.semconv import attributes as attrs
 from ragprov.semconv.attributes import (
@@ -106,21 +108,6 @@ RETRIEVAL_OPERATION = "retrieval"
 #: Ingestion spans export ``rag.chunk_ids`` only up to this many chunks (a bulk load of 100k
 #: chunks must not become a 100k-element attribute); the count is always exported.
 MAX_INGEST_CHUNK_IDS = 1000
-
-RETRIEVAL_SPAN_KEY = otel_context.create_key("ragprov-retrieval-span")
-"""Context key holding the :class:`RetrievalSlot` of an active ragprov retrieval span.
-
-A framework retriever instrumented by ragprov (LangChain's, LlamaIndex's) opens its retrieval
-span with :func:`retrieval_span_scope` (or holds a slot in its own context). A vector-store call
-made inside it then *enriches* that span instead of creating a second retrieval span: it puts
-the store attributes on the span at once, leaves its set in ``slot.pending`` and sets
-``slot.enriched``, so the framework instrumentor does not build a set of its own. When the slot
-closes, :func:`settle_slot` puts the set's envelope on the span (and hands its texts to the
-processor) — the framework may first narrow it to what the retriever returned (an MMR search
-asks the store for more candidates than it keeps). Only the first single-set store call
-enriches; a batch call or a second store call inside the same scope creates its own spans
-(children of the framework span).
-"""
 
 _STORE_CALL_KEY = otel_context.create_key("ragprov-store-call")
 """Set while an instrumented store call runs: nested instrumented calls in the same context
@@ -193,16 +180,6 @@ class IngestRequest:
     """The number of records written when ``chunks`` could not be listed (large or lazy data)."""
 
 
-@dataclass(slots=True)
-class RetrievalSlot:
-    """An open framework retrieval span that an inner store call may enrich."""
-
-    span: Span
-    enriched: bool = False
-    pending: tuple[RetrievalSet, str | None] | None = None
-    """The enriching store call's set and data source id, until :func:`settle_slot`."""
-
-
 @contextmanager
 def retrieval_span_scope(span: Span) -> Iterator[RetrievalSlot]:
     """Mark ``span`` as the active ragprov retrieval span for the block (see
@@ -215,11 +192,6 @@ def retrieval_span_scope(span: Span) -> Iterator[RetrievalSlot]:
     finally:
         otel_context.detach(token)
         settle_slot(slot)
-
-
-def current_retrieval_slot() -> RetrievalSlot | None:
-    slot = otel_context.get_value(RETRIEVAL_SPAN_KEY)
-    return slot if isinstance(slot, RetrievalSlot) else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -367,15 +339,24 @@ def _query_texts(retrieval_set: RetrievalSet) -> tuple[str, ...]:
 
 
 def _apply_retrieval_set(
-    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, capture_content: bool
+    span: Span,
+    retrieval_set: RetrievalSet,
+    data_source_id: str | None,
+    capture_content: bool,
+    retrieval_set_id: str | None = None,
 ) -> None:
     """Put a set's provenance on ``span``: deferred to the processor's worker when the span goes
-    to one (and content capture, which needs the chunk ids now, is off), else inline."""
+    to one (and content capture, which needs the chunk ids now, is off), else inline. The set
+    id is ``retrieval_set_id`` (a framework slot's), else a new one."""
     step_id = lineage.current_step_id()
+    if retrieval_set_id is None:
+        retrieval_set_id = ids.new_retrieval_set_id()
     deferred = not capture_content and _defers_to_processor(span)
-    if deferred and _defer_retrieval_set(span, retrieval_set, data_source_id, step_id):
+    if deferred and _defer_retrieval_set(
+        span, retrieval_set, data_source_id, step_id, retrieval_set_id
+    ):
         return
-    envelope, chunks = _envelope(retrieval_set, data_source_id, step_id)
+    envelope, chunks = _envelope(retrieval_set, data_source_id, step_id, retrieval_set_id)
     span.set_attributes(envelope.span_attributes())
     if retrieval_set.top_k is not None:
         span.set_attribute(GEN_AI_RETRIEVAL_TOP_K, retrieval_set.top_k)
@@ -405,7 +386,7 @@ def settle_slot(
         if narrow is not None:
             retrieval_set = narrow(retrieval_set)
         capture = capture_content_enabled()
-        _apply_retrieval_set(slot.span, retrieval_set, data_source_id, capture)
+        _apply_retrieval_set(slot.span, retrieval_set, data_source_id, capture, slot.set_id())
     except BaseException as error:
         _reraise_if_fatal(error)
         log_once("could not record the retrieval of a framework span")
@@ -433,12 +414,15 @@ class _DeferredEnvelope:
 
 
 def _defer_retrieval_set(
-    span: Span, retrieval_set: RetrievalSet, data_source_id: str | None, step_id: str | None
+    span: Span,
+    retrieval_set: RetrievalSet,
+    data_source_id: str | None,
+    step_id: str | None,
+    retrieval_set_id: str,
 ) -> bool:
     """Hand the rows to the processor, whose worker builds the envelope and exports its
     attributes. False when the side channel did not keep the payload (the caller then works
     inline)."""
-    retrieval_set_id = ids.new_retrieval_set_id()
     resolve = _DeferredEnvelope(
         retrieval_set, data_source_id, step_id, retrieval_set_id, time.time_ns()
     )

@@ -5,10 +5,10 @@ read what it returned into :class:`Returned` rows. Everything else lives here:
 
 * one GenAI retrieval span per call (``retrieval {retriever name}``, kind ``CLIENT``,
   ``gen_ai.operation.name = retrieval``), open with a
-  :class:`~ragprov.instrumentation._base.RetrievalSlot` in context while the retriever runs;
+  :class:`~ragprov.lineage.RetrievalSlot` in context while the retriever runs;
 * when an instrumented store call runs inside it, that call **enriches** the span (store
   attributes; the span is renamed ``retrieval {collection}``) instead of making a second
-  retrieval span — the rule of :data:`~ragprov.instrumentation._base.RETRIEVAL_SPAN_KEY` — and
+  retrieval span — the rule of :data:`~ragprov.lineage.RETRIEVAL_SPAN_KEY` — and
   the span's set is the store's chunks narrowed to what the retriever returned, in its order
   (an MMR search fetches more candidates than it keeps; a score threshold drops some): each
   returned item is matched by text to the store's chunk, whose id, score and metadata it keeps;
@@ -38,15 +38,14 @@ from ragprov.config import capture_content_enabled
 from ragprov.instrumentation._base import (
     GEN_AI_RETRIEVAL_TOP_K,
     RETRIEVAL_OPERATION,
-    RETRIEVAL_SPAN_KEY,
     Chunk,
     RetrievalSet,
-    RetrievalSlot,
     _apply_retrieval_set,
     settle_slot,
 )
 from ragprov.instrumentation._genai_names import GEN_AI_OPERATION_NAME
 from ragprov.instrumentation._patching import Wrapper, log_once, record_error
+from ragprov.lineage import RETRIEVAL_SPAN_KEY, RetrievalSlot
 from ragprov.model import AttributeValue
 from ragprov.semconv.attributes import RagRetrievalMethodValues
 
@@ -129,7 +128,9 @@ class _RetrieverCall:
                     method,
                     text_chars=sum(len(text) for text in returned[1::4] if text),
                 )
-                _apply_retrieval_set(self.span, retrieval_set, None, capture_content_enabled())
+                _apply_retrieval_set(
+                    self.span, retrieval_set, None, capture_content_enabled(), self.slot.set_id()
+                )
         except Exception:
             log_once(f"could not record a {kind.framework} retrieval")
         finally:

@@ -9,7 +9,7 @@ open while the retriever runs (:mod:`ragprov.instrumentation._framework_retrieva
 * when an instrumented store call runs inside it, that call **enriches** the span (store
   attributes, the provenance envelope, the chunk texts; the span is renamed
   ``retrieval {collection}``) instead of making a second retrieval span — the rule of
-  :data:`~ragprov.instrumentation._base.RETRIEVAL_SPAN_KEY`. The set is the store's chunks
+  :data:`~ragprov.lineage.RETRIEVAL_SPAN_KEY`. The set is the store's chunks
   narrowed to the documents the retriever returned, in their order (an MMR search fetches
   ``fetch_k`` candidates and keeps ``k``; a score threshold drops some);
 * otherwise the span's set is the documents the retriever returned, in order: chunk id from

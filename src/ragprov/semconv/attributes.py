@@ -202,7 +202,9 @@ RAG_RETRIEVAL_SET_ID: Final = "rag.retrieval_set_id"
 
 Opaque and unique per retrieval, even when the same chunks are returned again (use
 `rag.chunk_set_hash` to join identical sets). Step spans reference it in
-`rag.ancestor_retrieval_set_ids`.
+`rag.ancestor_retrieval_set_ids`. Two spans that trace the same retrieval call (a ragprov span and
+another instrumentation's, such as OpenInference's `RETRIEVER` span of the same LangChain retriever
+call) carry the same id.
 
 Type: string. Stability: development.
 """
