@@ -9,8 +9,8 @@
 For each (store, version) it creates a virtual environment under ``.venv-matrix/<store>-<version>``
 (kept between runs: a second run only re-runs the tests), installs ragprov editable with the
 ``dev`` extra and *only* that client pinned exactly (``pip install -e .[dev] <client>==<version>``),
-then runs ``tests/instrumentation/test_<store>.py`` in it. It prints one table: store × version ×
-result × seconds (install and test times apart).
+then runs ``tests/instrumentation/test_<store>.py`` (or the files ``TEST_FILES`` names) in it.
+It prints one table: store × version × result × seconds (install and test times apart).
 
 The oldest version is read from ``SUPPORTED_VERSIONS`` in ``src/ragprov/instrumentation/<store>.py``
 (the ``>=`` bound of what ``instrumentation_dependencies()`` returns), without importing ragprov,
@@ -49,10 +49,17 @@ STORES = {
     # tests/instrumentation/test_langchain.py needs langchain-core alone (the RAG chain's
     # lineage tests, which need langchain-chroma and langchain-openai, are in another file).
     "langchain": "langchain-core",
+    # tests/instrumentation/test_llamaindex_retriever.py needs llama-index-core alone (the RAG
+    # example over Chroma runs in tests/test_examples.py's LlamaIndex venv).
+    "llamaindex": "llama-index-core",
 }
 
-#: store module → its test files beside ``test_{store}.py`` (they need the same client alone).
-MORE_TESTS = {"langchain": ("test_langchain_retriever.py",)}
+#: store module → its test files under tests/instrumentation/ when not just ``test_{store}.py``
+#: (each needs that client alone).
+TEST_FILES = {
+    "langchain": ("test_langchain.py", "test_langchain_retriever.py"),
+    "llamaindex": ("test_llamaindex_retriever.py",),
+}
 
 
 def environment_pins(store: str, version: str) -> list[str]:
@@ -171,7 +178,7 @@ def run_store(store: str, version: str, cache: Path, python: str) -> Outcome:
         "no:cacheprovider",
         *(
             str((TESTS / name).relative_to(ROOT))
-            for name in (f"test_{store}.py", *MORE_TESTS.get(store, ()))
+            for name in TEST_FILES.get(store, (f"test_{store}.py",))
         ),
     ]
     code, output = run(command, env / LOG_NAME)
@@ -183,12 +190,12 @@ def run_store(store: str, version: str, cache: Path, python: str) -> Outcome:
 
 def print_table(outcomes: list[Outcome], total_s: float) -> None:
     print()
-    header = f"{'store':<9} {'version':<9} {'result':<14} {'install s':>9} {'tests s':>8}  pytest"
+    header = f"{'store':<10} {'version':<13} {'result':<14} {'install s':>9} {'tests s':>8}  pytest"
     print(header)
     print("-" * len(header))
     for o in outcomes:
         print(
-            f"{o.store:<9} {o.version:<9} {o.result:<14} {o.install_s:>9.1f} {o.test_s:>8.1f}  "
+            f"{o.store:<10} {o.version:<13} {o.result:<14} {o.install_s:>9.1f} {o.test_s:>8.1f}  "
             f"{o.summary}"
         )
     print(f"\ntotal {total_s:.0f} s; logs in <env>/{LOG_NAME} and <env>/pip.log")
@@ -223,7 +230,7 @@ def main(argv: list[str]) -> int:
     if args.list:
         for store in STORES:
             requirement = declared_range(store)
-            print(f"{store:<9} {requirement:<32} oldest {oldest_version(requirement)}")
+            print(f"{store:<10} {requirement:<32} oldest {oldest_version(requirement)}")
         return 0
 
     args.cache_dir.mkdir(parents=True, exist_ok=True)
