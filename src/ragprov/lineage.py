@@ -110,8 +110,9 @@ context). Two things then find the span through the slot:
   the first single-set store call enriches; a batch call or a second store call inside the same
   scope creates its own spans (children of the framework span);
 * a retrieval span of another instrumentation that ends inside it (OpenInference's
-  ``RETRIEVER`` span of the same LangChain or LlamaIndex call) is the same retrieval seen twice:
-  the provenance processor gives it the slot's retrieval set id (:func:`share_open_retrieval`).
+  ``RETRIEVER`` spans of the same LangChain or LlamaIndex call) is the same retrieval seen
+  twice: the provenance processor gives it the slot's retrieval set id
+  (:func:`share_open_retrieval`).
 """
 
 
@@ -125,8 +126,6 @@ class RetrievalSlot:
     """The enriching store call's set and data source id, until ``settle_slot``."""
     retrieval_set_id: str | None = None
     """The span's set id, made when first needed (:meth:`set_id`)."""
-    shared: bool = False
-    """Another instrumentation's retrieval span already took the set id."""
 
     def set_id(self) -> str:
         """The retrieval set id of the slot's span (the same on every call)."""
@@ -142,20 +141,18 @@ def current_retrieval_slot() -> RetrievalSlot | None:
 
 def share_open_retrieval() -> str | None:
     """The retrieval set id of ragprov's framework retrieval span open in this context, for a
-    retrieval span of another instrumentation that ends inside it; None when there is none, when
-    it is not recording, or when another such span took it already.
+    retrieval span of another instrumentation that ends inside it; None when there is none or
+    when it is not recording.
 
     The processor calls this on the application thread when a foreign retrieval span ends
-    (span.end() runs in the caller's context). OpenInference, for one, traces a LangChain or
-    LlamaIndex retriever call with its own ``RETRIEVER`` span, which starts and ends inside the
-    retriever method that ragprov wraps: both spans then describe one retrieval event, and
-    share one ``rag.retrieval_set_id``. Only the first such span shares it: a second foreign
-    retrieval in the same call (a custom retriever that merges two others) is its own event.
+    (span.end() runs in the caller's context). OpenInference traces a LangChain retriever call
+    with a ``RETRIEVER`` span, and a LlamaIndex one with two (``retrieve`` around
+    ``_retrieve``), which start and end inside the retriever method that ragprov wraps: all of
+    them describe ragprov's retrieval event, and share its ``rag.retrieval_set_id``.
     """
     slot = current_retrieval_slot()
-    if slot is None or slot.shared or not slot.span.is_recording():
+    if slot is None or not slot.span.is_recording():
         return None
-    slot.shared = True
     return slot.set_id()
 
 

@@ -1,21 +1,25 @@
-"""A LangChain app traced by OpenInference's LangChain instrumentation, with or without ragprov's.
+"""A LangChain or LlamaIndex app traced by OpenInference's instrumentation of that framework,
+with or without ragprov's.
 
 Run by tests/test_framework_coexistence_real.py in the virtual environment that has
 OpenInference (``.venv-coexistence``)::
 
-    python framework_coexistence_app.py PLACE
+    python framework_coexistence_app.py {langchain|llamaindex} PLACE
 
 PLACE is ``none``: OpenInference's instrumentor alone (ragprov's OpenAI instrumentor still runs,
-so that the answer is a step either way); ``first`` / ``last``: ragprov's LangChain instrumentor
-before / after it. Spans go through ragprov's ``ProvenanceSpanProcessor``.
+so that the answer is a step either way); ``first`` / ``last``: ragprov's instrumentor of the
+framework before / after it. Spans go through ragprov's ``ProvenanceSpanProcessor``.
 
-The app retrieves from LangChain's ``InMemoryVectorStore`` (which ragprov does not instrument:
-ragprov's retriever span carries the returned documents) with ``invoke`` and ``ainvoke``, then runs
-the same retriever in a retriever | prompt | ChatOpenAI chain against a local responder, each
-call in a scope of its own (``lineage.new_scope``, as a request handler would run it), and
-prints, per call, the answer and every finished span (name, scope, ids, attributes) as one JSON
-document. OpenInference reads its own settings from the environment
-(``OPENINFERENCE_HIDE_RETRIEVAL_DOCUMENTS``).
+LangChain: the app retrieves from ``InMemoryVectorStore`` (which ragprov does not instrument:
+ragprov's retriever span carries the returned documents) with ``invoke`` and ``ainvoke``, then
+runs the same retriever in a retriever | prompt | ChatOpenAI chain (``chain``, ``achain``).
+LlamaIndex: ``retrieve`` and ``aretrieve`` on the default in-memory vector index, then
+``answer``: a retrieval whose nodes an OpenAI chat call reads (LlamaIndex's OpenAI LLM needs
+openai < 3, so the client is called directly, as a custom query engine would). Chat calls go
+to a local responder. Each call runs in a scope of its own (``lineage.new_scope``, as a request
+handler would run it); the app prints, per call, the answer and every finished span (name,
+scope, ids, attributes) as one JSON document. OpenInference reads its own settings from the
+environment (``OPENINFERENCE_HIDE_RETRIEVAL_DOCUMENTS``).
 """
 
 from __future__ import annotations
@@ -27,24 +31,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
-from openinference.instrumentation.langchain import LangChainInstrumentor as OpenInference
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragprov import ProvenanceSpanProcessor, lineage
 from ragprov.demo.responder import running_responder
-from ragprov.instrumentation.langchain import LangChainInstrumentor
 from ragprov.instrumentation.openai import OpenAIInstrumentor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "instrumentation"))
 from langchain_support import HashingEmbeddings
+from llamaindex_support import HashingEmbedding
 
 QUESTION = "How long does standard shipping take?"
 ANSWER = "Standard shipping takes 3 to 5 business days within the European Union."
@@ -79,42 +84,88 @@ def describe(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-def main(place: str) -> None:
+Calls = dict[str, Callable[[], Any]]
+
+
+def langchain_calls(url: str) -> Calls:
+    store = InMemoryVectorStore(HashingEmbeddings())
+    store.add_documents(DOCUMENTS)
+    retriever = store.as_retriever(search_kwargs={"k": K})
+    llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
+    chain = (
+        {
+            "context": retriever
+            | (lambda documents: "\n\n".join(d.page_content for d in documents)),
+            "question": RunnablePassthrough(),
+        }
+        | PROMPT
+        | llm
+        | StrOutputParser()
+    )
+    return {
+        "invoke": lambda: [d.id for d in retriever.invoke(QUESTION)],
+        "ainvoke": lambda: [d.id for d in asyncio.run(retriever.ainvoke(QUESTION))],
+        "chain": lambda: chain.invoke(QUESTION),
+        "achain": lambda: asyncio.run(chain.ainvoke(QUESTION)),
+    }
+
+
+def llamaindex_calls(url: str) -> Calls:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+
+    nodes = [TextNode(id_=str(d.id), text=d.page_content) for d in DOCUMENTS]
+    index = VectorStoreIndex(nodes, embed_model=HashingEmbedding())
+    retriever = index.as_retriever(similarity_top_k=K)
+    client = openai.OpenAI(base_url=url, api_key="test", max_retries=0)
+
+    def answer() -> str:
+        context = "\n\n".join(scored.node.get_content() for scored in retriever.retrieve(QUESTION))
+        completion = client.chat.completions.create(
+            model="demo-model",
+            messages=[{"role": "user", "content": f"Context:\n{context}\n\nQuestion: {QUESTION}"}],
+        )
+        return str(completion.choices[0].message.content)
+
+    return {
+        "retrieve": lambda: [scored.node.node_id for scored in retriever.retrieve(QUESTION)],
+        "aretrieve": lambda: [
+            scored.node.node_id for scored in asyncio.run(retriever.aretrieve(QUESTION))
+        ],
+        "answer": answer,
+    }
+
+
+def instrumentors(framework: str) -> tuple[BaseInstrumentor, BaseInstrumentor]:
+    """ragprov's and OpenInference's instrumentor of ``framework``."""
+    if framework == "langchain":
+        from openinference.instrumentation.langchain import LangChainInstrumentor as Theirs
+
+        from ragprov.instrumentation.langchain import LangChainInstrumentor as Ours
+    else:
+        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor as Theirs
+
+        from ragprov.instrumentation.llamaindex import LlamaIndexInstrumentor as Ours
+    return Ours(), Theirs()
+
+
+def main(framework: str, place: str) -> None:
     exporter = InMemorySpanExporter()
     processor = ProvenanceSpanProcessor(SimpleSpanProcessor(exporter))
     provider = TracerProvider()
     provider.add_span_processor(processor)
-    ours = LangChainInstrumentor()
-    instrumentors = [OpenAIInstrumentor(), OpenInference()]
+    ours, theirs = instrumentors(framework)
+    active: list[BaseInstrumentor] = [OpenAIInstrumentor(), theirs]
     if place == "first":
-        instrumentors.insert(0, ours)
+        active.insert(0, ours)
     elif place == "last":
-        instrumentors.append(ours)
-    for instrumentor in instrumentors:
+        active.append(ours)
+    for instrumentor in active:
         instrumentor.instrument(tracer_provider=provider)
 
-    store = InMemoryVectorStore(HashingEmbeddings())
-    store.add_documents(DOCUMENTS)
-    retriever = store.as_retriever(search_kwargs={"k": K})
     report: dict[str, Any] = {}
     with running_responder({QUESTION: ANSWER}) as url:
-        llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
-        chain = (
-            {
-                "context": retriever
-                | (lambda documents: "\n\n".join(d.page_content for d in documents)),
-                "question": RunnablePassthrough(),
-            }
-            | PROMPT
-            | llm
-            | StrOutputParser()
-        )
-        calls: dict[str, Callable[[], Any]] = {
-            "invoke": lambda: [d.id for d in retriever.invoke(QUESTION)],
-            "ainvoke": lambda: [d.id for d in asyncio.run(retriever.ainvoke(QUESTION))],
-            "chain": lambda: chain.invoke(QUESTION),
-            "achain": lambda: asyncio.run(chain.ainvoke(QUESTION)),
-        }
+        calls = langchain_calls(url) if framework == "langchain" else llamaindex_calls(url)
         for name, call in calls.items():
             exporter.clear()
             with lineage.new_scope():  # one request each, as a request handler would run it
@@ -124,11 +175,11 @@ def main(place: str) -> None:
                 "answer": answer,
                 "spans": [describe(span) for span in exporter.get_finished_spans()],
             }
-    for instrumentor in reversed(instrumentors):
+    for instrumentor in reversed(active):
         instrumentor.uninstrument()
     processor.shutdown()
     json.dump(report, sys.stdout, indent=1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
