@@ -128,3 +128,17 @@ def pop_uuid(attributes: dict[str, Any], key: str) -> str:
 
 def approx(value: float) -> Any:
     return pytest.approx(value, abs=1e-4)
+
+
+def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
+    """The one span ``exporter`` holds."""
+    (span,) = exporter.get_finished_spans()
+    return span
+
+
+def attributes(span: ReadableSpan) -> dict[str, Any]:
+    """A span's attributes as a dict, sequences as lists (comparable with JSON and literals)."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in (span.attributes or {}).items()
+    }

@@ -33,9 +33,6 @@ from typing import Any
 
 import openai
 from langchain_core.documents import Document
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
@@ -48,7 +45,7 @@ from ragprov.demo.responder import running_responder
 from ragprov.instrumentation.openai import OpenAIInstrumentor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "instrumentation"))
-from langchain_support import HashingEmbeddings
+from langchain_support import HashingEmbeddings, retrieval_chain
 from llamaindex_support import HashingEmbedding
 
 QUESTION = "How long does standard shipping take?"
@@ -65,9 +62,6 @@ DOCUMENTS = [
     ),
 ]
 K = 2
-PROMPT = ChatPromptTemplate.from_messages(
-    [("human", "Context:\n{context}\n\nQuestion: {question}")]
-)
 
 
 def describe(span: ReadableSpan) -> dict[str, Any]:
@@ -91,16 +85,8 @@ def langchain_calls(url: str) -> Calls:
     store = InMemoryVectorStore(HashingEmbeddings())
     store.add_documents(DOCUMENTS)
     retriever = store.as_retriever(search_kwargs={"k": K})
-    llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
-    chain = (
-        {
-            "context": retriever
-            | (lambda documents: "\n\n".join(d.page_content for d in documents)),
-            "question": RunnablePassthrough(),
-        }
-        | PROMPT
-        | llm
-        | StrOutputParser()
+    chain = retrieval_chain(
+        retriever, ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
     )
     return {
         "invoke": lambda: [d.id for d in retriever.invoke(QUESTION)],

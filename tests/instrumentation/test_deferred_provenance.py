@@ -18,6 +18,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spans import attributes
 
 from ragprov import ids, lineage
 from ragprov.demo.embedding import HashingEmbedder
@@ -167,13 +168,6 @@ def run_both(instrumentor_class: type[PatchingInstrumentor[Any]], query: Query) 
 def store_run(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
     instrumentor_class, query = STORES[request.param](tmp_path)
     return run_both(instrumentor_class, query)
-
-
-def attributes(span: ReadableSpan) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in (span.attributes or {}).items()
-    }
 
 
 # ----------------------------------------------------------------------------- tests

@@ -18,15 +18,10 @@ import pytest
 from chromadb.config import Settings
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import (
-    Runnable,
-    RunnablePassthrough,
-)
+from langchain_core.runnables import Runnable
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
-from langchain_support import HashingEmbeddings
+from langchain_support import HashingEmbeddings, retrieval_chain
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -58,9 +53,6 @@ COLLECTION = "handbook"
 WORKFLOW = "invoke_workflow RunnableSequence"
 QUESTION = "Which items cannot be returned?"
 ANSWER = "Opened software, gift cards and personalised items cannot be returned."
-PROMPT = ChatPromptTemplate.from_messages(
-    [("human", "Context:\n{context}\n\nQuestion: {question}")]
-)
 
 
 @dataclass
@@ -111,16 +103,7 @@ def rag_chain() -> Iterator[RagChain]:
 def rag_chain_over(retriever: Runnable[str, Any], url: str) -> Runnable[str, str]:
     """retriever | prompt | ChatOpenAI (against the local responder at ``url``)."""
     llm = ChatOpenAI(model="demo-model", base_url=url, api_key="test", max_retries=0)
-    return (
-        {
-            "context": retriever
-            | (lambda documents: "\n\n".join(d.page_content for d in documents)),
-            "question": RunnablePassthrough(),
-        }
-        | PROMPT
-        | llm
-        | StrOutputParser()
-    )
+    return retrieval_chain(retriever, llm)
 
 
 def assert_answer_linked_to_its_retrieval(rag: RagChain) -> None:

@@ -21,11 +21,12 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_support import HashingEmbeddings
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
+from spans import attributes, only_span
 
 from ragprov import ids
 from ragprov.config import CAPTURE_CONTENT_ENV
@@ -99,18 +100,6 @@ def memory_store() -> InMemoryVectorStore:
         ]
     )
     return store
-
-
-def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
-    (span,) = exporter.get_finished_spans()
-    return span
-
-
-def attributes(span: ReadableSpan) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in (span.attributes or {}).items()
-    }
 
 
 def pop_envelope(found: dict[str, Any], chunk_ids: list[str]) -> str:

@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
+from spans import attributes, only_span
 
 from ragprov import ids
 from ragprov.config import CAPTURE_CONTENT_ENV
@@ -104,18 +105,6 @@ def index() -> VectorStoreIndex:
 
 def scored(text: str, score: float | None = None, **metadata: Any) -> NodeWithScore:
     return NodeWithScore(node=TextNode(text=text, metadata=metadata), score=score)
-
-
-def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
-    (span,) = exporter.get_finished_spans()
-    return span
-
-
-def attributes(span: ReadableSpan) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in (span.attributes or {}).items()
-    }
 
 
 def content_hashes(nodes: list[NodeWithScore]) -> list[str]:
