@@ -78,3 +78,15 @@ def test_re_adding_a_record_does_not_double_count_bytes() -> None:
     size = store.size_bytes
     store.add_retrieval(1, retrieval("r"))
     assert store.size_bytes == size
+
+
+def test_a_record_of_the_same_set_id_replaces_the_first_and_the_trace_lists_it_once() -> None:
+    """Two spans of one retrieval call share a set id: the later record (ragprov's) wins."""
+    store = TraceStore()
+    store.add_retrieval(1, retrieval("r", chunks=0))
+    store.add_retrieval(1, retrieval("r", chunks=3))
+    record = store.retrieval("r")
+    assert record is not None
+    assert len(record.chunk_ids) == 3
+    assert store.trace(1).retrieval_set_ids == ["r"]
+    assert store.size_bytes == retrieval("r", chunks=3).size_bytes()
