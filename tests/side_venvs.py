@@ -9,9 +9,12 @@ tests that need them run an app in a subprocess with a side environment's Python
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Other GenAI instrumentations beside ragprov (see the file's comments).
@@ -38,3 +41,26 @@ def side_venv(name: str, requirements: Path | None = None, extras: str = "") -> 
         subprocess.run([*pip, "--editable", editable], check=True, timeout=900)
         stamp.touch()
     return python.parent
+
+
+def run_json_app(
+    python: Path,
+    app: Path,
+    *arguments: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Any:
+    """Run ``app`` with a side environment's ``python`` (``env`` added to this process's) and
+    return the JSON document it prints; the app must succeed and log nothing about ragprov (no
+    warning, no failure)."""
+    done = subprocess.run(
+        [str(python), str(app), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ragprov" not in done.stderr, done.stderr
+    return json.loads(done.stdout)

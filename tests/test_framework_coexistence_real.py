@@ -16,14 +16,11 @@ OpenInference hides its documents.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from side_venvs import COEXISTENCE_REQUIREMENTS, side_venv
+from side_venvs import COEXISTENCE_REQUIREMENTS, run_json_app, side_venv
 
 from ragprov import ids
 
@@ -65,17 +62,9 @@ Reports = dict[tuple[str, str, bool], Report]
 
 
 def run_app(python: Path, framework: str, place: str, hidden: bool) -> Report:
-    done = subprocess.run(
-        [str(python), str(APP), framework, place],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, **(HIDDEN if hidden else {})},
+    report: Report = run_json_app(
+        python, APP, framework, place, env=HIDDEN if hidden else None, timeout=180
     )
-    assert done.returncode == 0, done.stderr
-    assert "ragprov" not in done.stderr, done.stderr  # no warning, no failure logged
-    report: Report = json.loads(done.stdout)
     return report
 
 

@@ -23,15 +23,12 @@ every call has exactly one LLM span, the other instrumentation's, with ragprov's
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from llm_support import ANSWER, LLMServer, is_uuid7, pop_exact
-from side_venvs import COEXISTENCE_REQUIREMENTS, side_venv
+from side_venvs import COEXISTENCE_REQUIREMENTS, run_json_app, side_venv
 
 from ragprov import foreign
 
@@ -68,18 +65,7 @@ def run_app(
     venv_python: Path, url: str, *arguments: str, env: dict[str, str] | None = None
 ) -> Report:
     """``coexistence_app.py CLIENT OTHER PLACE URL [PIPELINE]``: ``arguments`` are all but URL."""
-    command = [str(venv_python), str(APP), *arguments[:3], url, *arguments[3:]]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ragprov" not in done.stderr, done.stderr  # no warning, no failure logged
-    report: Report = json.loads(done.stdout)
+    report: Report = run_json_app(venv_python, APP, *arguments[:3], url, *arguments[3:], env=env)
     return report
 
 
